@@ -1,0 +1,1 @@
+//! CTranslate2 Whisper model → whisper.cpp ggml converter.
