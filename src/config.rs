@@ -1,0 +1,264 @@
+//! Command line and environment. Every server flag has an environment variable; the
+//! names of the original Python server (MODEL, LANGUAGE, MINIMUM_CHUNK_SIZE, HOST, PORT,
+//! USE_VOICE_ACTIVITY_*) keep working.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::builder::BoolishValueParser;
+use clap::{Args, Parser, Subcommand};
+
+use crate::engine::{resolve_model_path, DecodeOptions};
+use crate::policy::PolicyConfig;
+use crate::pool::StreamConfig;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "reswhis",
+    version,
+    about = "Remote Streaming Whisper: live speech to text over WebSocket",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Without a subcommand, reswhis runs the server.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve(ServeArgs),
+    /// Run a WAV file through the streaming policy and print each commit as it happens.
+    Simulate(SimulateArgs),
+}
+
+/// Which model and how to decode.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// Model name (tiny.en, base, …, looked up as MODELS_DIR/ggml-NAME.bin) or a path to
+    /// a ggml model file. MODEL_SIZE is accepted as an alias of MODEL. [default: tiny.en]
+    #[arg(long, env = "MODEL")]
+    pub model: Option<String>,
+    /// Where model names are looked up.
+    #[arg(long, env = "MODELS_DIR", default_value = "models")]
+    pub models_dir: PathBuf,
+    /// Language code of the speech (en, de, fr, …), or `auto` to detect it.
+    #[arg(long, env = "LANGUAGE", default_value = "en")]
+    pub language: String,
+    /// Threads whisper.cpp uses per worker. [default: CPU cores / workers]
+    #[arg(long, env = "THREADS")]
+    pub threads: Option<u32>,
+    /// Beam search width; 1 decodes greedily (fastest).
+    #[arg(long, env = "BEAM_SIZE", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub beam_size: u32,
+    /// Use the GPU when built with `--features cuda`.
+    #[arg(long, env = "USE_GPU", default_value_t = true, action = clap::ArgAction::Set,
+          value_parser = BoolishValueParser::new())]
+    pub gpu: bool,
+    /// Run the encoder on the whole padded 30 s window instead of just the audio present
+    /// (slower, marginally more accurate on very short buffers).
+    #[arg(long, env = "FULL_AUDIO_CTX", default_value_t = false, action = clap::ArgAction::Set,
+          value_parser = BoolishValueParser::new())]
+    pub full_audio_ctx: bool,
+}
+
+impl ModelArgs {
+    /// The model as given, with the MODEL_SIZE alias and the default applied.
+    pub fn model_name(&self) -> String {
+        self.model
+            .clone()
+            .or_else(|| std::env::var("MODEL_SIZE").ok().filter(|s| !s.is_empty()))
+            .unwrap_or_else(|| "tiny.en".to_string())
+    }
+
+    pub fn model_path(&self) -> PathBuf {
+        resolve_model_path(&self.model_name(), &self.models_dir)
+    }
+
+    pub fn decode_options(&self, threads: u32) -> DecodeOptions {
+        DecodeOptions {
+            language: match self.language.as_str() {
+                "auto" | "" => None,
+                code => Some(code.to_string()),
+            },
+            beam_size: self.beam_size,
+            threads: self.threads.unwrap_or(threads).max(1),
+            fit_audio_ctx: !self.full_audio_ctx,
+        }
+    }
+}
+
+/// The streaming policy.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyArgs {
+    /// Seconds of new audio that trigger an update.
+    #[arg(long, env = "MINIMUM_CHUNK_SIZE", default_value_t = 1.0,
+          value_parser = positive_seconds)]
+    pub min_chunk_size: f64,
+    /// Trim the audio buffer at a completed segment once it is longer than this (seconds).
+    #[arg(long, env = "BUFFER_TRIMMING_SEC", default_value_t = 15.0,
+          value_parser = positive_seconds)]
+    pub buffer_trimming_sec: f64,
+}
+
+impl PolicyArgs {
+    pub fn stream_config(&self, fault_injection: bool) -> StreamConfig {
+        StreamConfig {
+            min_chunk_sec: self.min_chunk_size,
+            policy: PolicyConfig {
+                buffer_trimming_sec: self.buffer_trimming_sec,
+                ..PolicyConfig::default()
+            },
+            fault_injection,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Address to listen on (0.0.0.0 for every interface).
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port for HTTP and WebSocket (0 picks a free one).
+    #[arg(long, env = "PORT", default_value_t = 8000)]
+    pub port: u16,
+    /// Worker threads, each with its own whisper state. [default: CPU cores / 2, at least 1]
+    #[arg(long, env = "WORKERS", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub workers: Option<u32>,
+    /// Voice activity controller of the original server (not supported yet; ignored
+    /// with a warning).
+    #[arg(long = "vac", env = "USE_VOICE_ACTIVITY_CONTROLLER", default_value_t = false,
+          action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub voice_activity_controller: bool,
+    /// Voice activity detection of the original server (not supported yet; ignored with
+    /// a warning).
+    #[arg(long = "vad", env = "USE_VOICE_ACTIVITY_DETECTION", default_value_t = false,
+          action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub voice_activity_detection: bool,
+    /// Most WebSocket sessions at once; more are refused with HTTP 503.
+    #[arg(long, env = "MAX_SESSIONS", default_value_t = 64)]
+    pub max_sessions: usize,
+    /// Most open connections (sessions, idle and in-flight HTTP requests) at once; more
+    /// are answered 503 and closed.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 512)]
+    pub max_connections: usize,
+    /// Largest WebSocket message in bytes; bigger ones close the session with 1009.
+    #[arg(long, env = "MAX_MESSAGE_BYTES", default_value_t = 1 << 20)]
+    pub max_message_bytes: usize,
+    /// Seconds a session may send nothing before it is closed (its text flushed); 0 never.
+    #[arg(long, env = "IDLE_TIMEOUT", default_value_t = 30.0, value_parser = seconds)]
+    pub idle_timeout: f64,
+    /// Longest session in seconds of wall-clock time; 0 is unlimited.
+    #[arg(long, env = "MAX_SESSION_DURATION", default_value_t = 0.0, value_parser = seconds)]
+    pub max_session_duration: f64,
+    /// Seconds a connection gets to send its HTTP request (slow or half-open clients
+    /// are dropped after it).
+    #[arg(long, env = "HANDSHAKE_TIMEOUT", default_value_t = 10.0, value_parser = positive_seconds)]
+    pub handshake_timeout: f64,
+    /// Require this key on /transcribe (header `Authorization: Bearer KEY` or `?token=KEY`)
+    /// and for /info's details.
+    #[arg(long, env = "API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Serve the web client from this directory instead of the copy built into the binary.
+    #[arg(long, env = "STATIC_DIR")]
+    pub static_dir: Option<PathBuf>,
+    /// Seconds Ctrl-C waits for sessions to flush their text before closing them anyway.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value_t = 5.0, value_parser = seconds)]
+    pub shutdown_timeout: f64,
+    /// Testing only: let a client provoke a worker panic (see pool::PANIC_SAMPLE).
+    #[arg(long, hide = true)]
+    pub fault_injection: bool,
+}
+
+impl ServeArgs {
+    pub fn cores() -> u32 {
+        std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+    }
+
+    pub fn worker_count(&self) -> u32 {
+        self.workers.unwrap_or_else(|| (Self::cores() / 2).max(1))
+    }
+
+    /// whisper.cpp threads per worker, unless --threads says otherwise.
+    pub fn default_threads(&self) -> u32 {
+        (Self::cores() / self.worker_count()).max(1)
+    }
+
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        optional_duration(self.idle_timeout)
+    }
+
+    pub fn max_session_duration(&self) -> Option<Duration> {
+        optional_duration(self.max_session_duration)
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SimulateArgs {
+    /// A 16 kHz WAV file.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Feed the audio as fast as possible instead of in real time.
+    #[arg(long)]
+    pub fast: bool,
+}
+
+fn optional_duration(seconds: f64) -> Option<Duration> {
+    (seconds > 0.0).then(|| Duration::from_secs_f64(seconds))
+}
+
+fn seconds(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if value.is_finite() && value >= 0.0 {
+        Ok(value)
+    } else {
+        Err(format!("{text} must be 0 or more seconds"))
+    }
+}
+
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match seconds(text)? {
+        value if value > 0.0 => Ok(value),
+        _ => Err(format!("{text} must be more than 0 seconds")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_parse_and_default() {
+        let cli =
+            Cli::try_parse_from(["reswhis", "--port", "0", "--min-chunk-size", "0.5"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.serve.port, 0);
+        assert_eq!(cli.serve.policy.min_chunk_size, 0.5);
+        assert_eq!(cli.serve.policy.buffer_trimming_sec, 15.0);
+        let sim = Cli::try_parse_from(["reswhis", "simulate", "a.wav", "--fast"]).unwrap();
+        assert!(matches!(sim.command, Some(Command::Simulate(ref s)) if s.fast));
+        assert!(Cli::try_parse_from(["reswhis", "--min-chunk-size", "0"]).is_err());
+        assert!(Cli::try_parse_from(["reswhis", "--vad", "maybe"]).is_err());
+        let vad = Cli::try_parse_from(["reswhis", "--vad", "True"]).unwrap();
+        assert!(vad.serve.voice_activity_detection);
+    }
+}

@@ -1,0 +1,289 @@
+//! The Whisper engine: one shared model, one decoding state per worker.
+//!
+//! This is the only module that talks to whisper.cpp (through `whisper-rs`). It turns an
+//! audio buffer into timestamped words, which is all the streaming policy needs.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use whisper_rs::{
+    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
+};
+
+use crate::audio::SAMPLE_RATE;
+
+/// One recognised word, with times in seconds relative to the start of the audio that
+/// was transcribed. `text` keeps Whisper's leading space (" hello"), so concatenating
+/// words gives the transcript.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Word {
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
+}
+
+/// The result of transcribing one buffer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Transcript {
+    pub words: Vec<Word>,
+    /// End time (seconds) of every segment Whisper produced, in order.
+    pub segment_ends: Vec<f64>,
+}
+
+impl Transcript {
+    pub fn text(&self) -> String {
+        self.words.iter().map(|w| w.text.as_str()).collect()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(
+        "model file {path} not found; get it with `./models/fetch.sh {name}` \
+         (or pass --model with the path of a ggml Whisper model)"
+    )]
+    ModelMissing { path: PathBuf, name: String },
+    #[error(
+        "model file {path} could not be loaded by whisper.cpp (corrupt, truncated or not a \
+         ggml Whisper model); delete it and run `./models/fetch.sh {name}` again"
+    )]
+    ModelInvalid { path: PathBuf, name: String },
+    #[error("language {0:?} is not one Whisper knows (use a code such as en, de, fr, or auto)")]
+    UnknownLanguage(String),
+    #[error("language {language:?} needs a multilingual model, but {model} is English-only")]
+    EnglishOnlyModel { language: String, model: String },
+    #[error("whisper.cpp failed: {0}")]
+    Whisper(#[from] whisper_rs::WhisperError),
+}
+
+/// How to decode; the same for every worker.
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    /// A language code, or `None` to detect it.
+    pub language: Option<String>,
+    /// 1 means greedy decoding.
+    pub beam_size: u32,
+    pub threads: u32,
+    /// Run the encoder on just the audio present instead of the padded 30 s window.
+    pub fit_audio_ctx: bool,
+}
+
+/// Resolves `--model`: a path to a file, or a name such as `tiny.en` looked up as
+/// `<models_dir>/ggml-<name>.bin`.
+pub fn resolve_model_path(model: &str, models_dir: &Path) -> PathBuf {
+    let as_path = Path::new(model);
+    if model.ends_with(".bin") || as_path.components().count() > 1 || as_path.is_file() {
+        as_path.to_path_buf()
+    } else {
+        models_dir.join(format!("ggml-{model}.bin"))
+    }
+}
+
+/// The loaded model, shared by all workers.
+pub struct Engine {
+    context: Arc<WhisperContext>,
+    options: DecodeOptions,
+    model_path: PathBuf,
+    multilingual: bool,
+}
+
+impl Engine {
+    /// Loads a ggml model. `name` is only used in error messages.
+    pub fn load(
+        path: &Path,
+        name: &str,
+        use_gpu: bool,
+        options: DecodeOptions,
+    ) -> Result<Engine, EngineError> {
+        whisper_rs::install_logging_hooks();
+        if !path.is_file() {
+            return Err(EngineError::ModelMissing {
+                path: path.to_path_buf(),
+                name: name.to_string(),
+            });
+        }
+        let params = WhisperContextParameters {
+            use_gpu,
+            ..WhisperContextParameters::default()
+        };
+        let context = WhisperContext::new_with_params(path, params).map_err(|_| {
+            EngineError::ModelInvalid {
+                path: path.to_path_buf(),
+                name: name.to_string(),
+            }
+        })?;
+        let multilingual = context.is_multilingual();
+        if let Some(language) = &options.language {
+            if whisper_rs::get_lang_id(language).is_none() {
+                return Err(EngineError::UnknownLanguage(language.clone()));
+            }
+            if !multilingual && language != "en" {
+                return Err(EngineError::EnglishOnlyModel {
+                    language: language.clone(),
+                    model: path.display().to_string(),
+                });
+            }
+        }
+        Ok(Engine {
+            context: Arc::new(context),
+            options,
+            model_path: path.to_path_buf(),
+            multilingual,
+        })
+    }
+
+    pub fn model_path(&self) -> &Path {
+        &self.model_path
+    }
+
+    pub fn is_multilingual(&self) -> bool {
+        self.multilingual
+    }
+
+    pub fn options(&self) -> &DecodeOptions {
+        &self.options
+    }
+
+    /// A decoder with its own state; each worker owns one.
+    pub fn transcriber(&self) -> Result<Transcriber, EngineError> {
+        let state = self.context.create_state()?;
+        Ok(Transcriber {
+            context: Arc::clone(&self.context),
+            state,
+            options: self.options.clone(),
+        })
+    }
+}
+
+/// One decoding state (a few tens of MB for tiny). Not shared between threads.
+pub struct Transcriber {
+    context: Arc<WhisperContext>,
+    state: WhisperState,
+    options: DecodeOptions,
+}
+
+/// Encoder frames per second of audio (1500 frames for the 30 s window).
+const AUDIO_CTX_PER_SECOND: f64 = 50.0;
+/// Encoder window of every Whisper model, in frames.
+const FULL_AUDIO_CTX: i32 = 1500;
+
+impl Transcriber {
+    /// Transcribes `audio` (16 kHz mono, -1..1), conditioned on `prompt` (the text that
+    /// came before it).
+    pub fn transcribe(&mut self, audio: &[f32], prompt: &str) -> Result<Transcript, EngineError> {
+        if audio.is_empty() {
+            return Ok(Transcript::default());
+        }
+        let strategy = if self.options.beam_size > 1 {
+            SamplingStrategy::BeamSearch {
+                beam_size: self.options.beam_size as i32,
+                patience: -1.0,
+            }
+        } else {
+            SamplingStrategy::Greedy { best_of: 1 }
+        };
+        let mut params = FullParams::new(strategy);
+        params.set_n_threads(self.options.threads as i32);
+        params.set_language(self.options.language.as_deref());
+        params.set_translate(false);
+        params.set_no_context(true);
+        params.set_token_timestamps(true);
+        params.set_print_special(false);
+        params.set_print_progress(false);
+        params.set_print_realtime(false);
+        params.set_print_timestamps(false);
+        params.set_suppress_blank(true);
+        // Temperature fallback re-decodes a window up to five times; in streaming the next
+        // update sees the audio again anyway, so one pass is the better trade.
+        params.set_temperature_inc(0.0);
+        let duration = audio.len() as f64 / SAMPLE_RATE as f64;
+        if self.options.fit_audio_ctx && duration < 30.0 {
+            // whisper.cpp needs a little slack past the audio for its timestamp tokens.
+            let frames = ((duration + 1.0) * AUDIO_CTX_PER_SECOND).ceil() as i32;
+            params.set_audio_ctx(frames.clamp(64, FULL_AUDIO_CTX));
+        }
+        let prompt_tokens = if prompt.trim().is_empty() {
+            Vec::new()
+        } else {
+            self.context.tokenize(prompt, 224).unwrap_or_default()
+        };
+        if !prompt_tokens.is_empty() {
+            params.set_tokens(&prompt_tokens);
+        }
+        self.state.full(params, audio)?;
+        Ok(self.collect_words())
+    }
+
+    /// Groups tokens into words: a token whose text starts with a space begins a word;
+    /// others (word pieces, punctuation) extend the current one.
+    fn collect_words(&self) -> Transcript {
+        let eot = self.context.token_eot();
+        let mut transcript = Transcript::default();
+        for segment in self.state.as_iter() {
+            let mut current: Option<(f64, f64, Vec<u8>)> = None;
+            for index in 0..segment.n_tokens() {
+                let Some(token) = segment.get_token(index) else {
+                    continue;
+                };
+                if token.token_id() >= eot {
+                    continue; // special and timestamp tokens
+                }
+                let Ok(bytes) = token.to_bytes() else {
+                    continue;
+                };
+                let data = token.token_data();
+                let (t0, t1) = (data.t0 as f64 / 100.0, data.t1 as f64 / 100.0);
+                let starts_word = bytes.first() == Some(&b' ');
+                match &mut current {
+                    Some((_, end, text)) if !starts_word => {
+                        text.extend_from_slice(bytes);
+                        *end = end.max(t1);
+                    }
+                    _ => {
+                        if let Some(word) = current.take() {
+                            push_word(&mut transcript.words, word);
+                        }
+                        current = Some((t0, t1.max(t0), bytes.to_vec()));
+                    }
+                }
+            }
+            if let Some(word) = current.take() {
+                push_word(&mut transcript.words, word);
+            }
+            transcript
+                .segment_ends
+                .push(segment.end_timestamp() as f64 / 100.0);
+        }
+        transcript
+    }
+}
+
+fn push_word(words: &mut Vec<Word>, (start, end, bytes): (f64, f64, Vec<u8>)) {
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    if text.trim().is_empty() {
+        return;
+    }
+    words.push(Word { start, end, text });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_names_resolve_into_the_models_dir() {
+        let dir = Path::new("models");
+        assert_eq!(
+            resolve_model_path("tiny.en", dir),
+            PathBuf::from("models/ggml-tiny.en.bin")
+        );
+        assert_eq!(
+            resolve_model_path("/opt/w/ggml-base.bin", dir),
+            PathBuf::from("/opt/w/ggml-base.bin")
+        );
+        assert_eq!(
+            resolve_model_path("custom.bin", dir),
+            PathBuf::from("custom.bin")
+        );
+    }
+}

@@ -1,0 +1,493 @@
+//! The streaming policy: LocalAgreement-2, as in whisper_streaming's `OnlineASRProcessor`.
+//!
+//! The session's audio since the last trim is transcribed again on every update. A word
+//! is committed once two consecutive transcriptions agree on it (the longest common
+//! prefix of the last two hypotheses). Committed text is final. The buffer is trimmed
+//! at the end of a completed segment once it grows past the trimming length, and the
+//! committed text just before the buffer is given to Whisper as a prompt.
+
+use crate::audio::SAMPLE_RATE;
+use crate::engine::{Transcript, Word};
+
+/// Tuning of the policy.
+#[derive(Debug, Clone)]
+pub struct PolicyConfig {
+    /// Trim the buffer once it holds more than this many seconds.
+    pub buffer_trimming_sec: f64,
+    /// Never let the buffer grow past this (Whisper sees at most 30 s at once): beyond
+    /// it, the current hypothesis is committed and the buffer cut.
+    pub max_buffer_sec: f64,
+    /// Characters of committed text given to Whisper as a prompt.
+    pub prompt_chars: usize,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            buffer_trimming_sec: 15.0,
+            max_buffer_sec: 28.0,
+            prompt_chars: 200,
+        }
+    }
+}
+
+/// A word with times in seconds from the start of the stream.
+pub type TimedWord = Word;
+
+/// A piece of newly committed text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Commit {
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
+}
+
+impl Commit {
+    fn from_words(words: &[TimedWord]) -> Option<Commit> {
+        let (first, last) = (words.first()?, words.last()?);
+        Some(Commit {
+            start: first.start,
+            end: last.end,
+            text: words.iter().map(|w| w.text.as_str()).collect(),
+        })
+    }
+}
+
+/// Words compare equal when they differ only in case, surrounding space or punctuation:
+/// Whisper often re-punctuates a word as more audio arrives, which is no disagreement
+/// about what was said.
+fn same_word(a: &str, b: &str) -> bool {
+    let key = |s: &str| -> String {
+        s.chars()
+            .filter(|c| c.is_alphanumeric() || *c == '\'')
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let (ka, kb) = (key(a), key(b));
+    if ka.is_empty() && kb.is_empty() {
+        a.trim() == b.trim()
+    } else {
+        ka == kb
+    }
+}
+
+/// The hypothesis bookkeeping of LocalAgreement.
+#[derive(Debug, Default)]
+pub struct HypothesisBuffer {
+    /// Committed words whose audio is still in the buffer (used to drop repeats).
+    committed_in_buffer: Vec<TimedWord>,
+    /// The previous hypothesis, minus what was committed from it.
+    previous: Vec<TimedWord>,
+    last_committed_time: f64,
+}
+
+impl HypothesisBuffer {
+    /// Takes a new hypothesis (times relative to the stream) and returns the words that
+    /// it and the previous one agree on, in order.
+    pub fn agree(&mut self, hypothesis: Vec<TimedWord>) -> Vec<TimedWord> {
+        let mut new: Vec<TimedWord> = hypothesis
+            .into_iter()
+            .filter(|w| w.start > self.last_committed_time - 0.1)
+            .collect();
+        self.drop_repeated_ngram(&mut new);
+
+        let agreed = new
+            .iter()
+            .zip(&self.previous)
+            .take_while(|(n, p)| same_word(&n.text, &p.text))
+            .count();
+        let committed: Vec<TimedWord> = new.drain(..agreed).collect();
+        if let Some(last) = committed.last() {
+            self.last_committed_time = last.end;
+        }
+        self.previous = new;
+        self.committed_in_buffer.extend(committed.iter().cloned());
+        committed
+    }
+
+    /// Whisper re-transcribes the end of the committed text at the start of the buffer:
+    /// drop up to 5 leading words that repeat the last committed ones.
+    fn drop_repeated_ngram(&self, new: &mut Vec<TimedWord>) {
+        let Some(first) = new.first() else { return };
+        if (first.start - self.last_committed_time).abs() >= 1.0 {
+            return;
+        }
+        let max_n = self.committed_in_buffer.len().min(new.len()).min(5);
+        for n in 1..=max_n {
+            let tail = &self.committed_in_buffer[self.committed_in_buffer.len() - n..];
+            if tail
+                .iter()
+                .zip(&new[..n])
+                .all(|(c, w)| same_word(&c.text, &w.text))
+            {
+                new.drain(..n);
+                return;
+            }
+        }
+    }
+
+    /// Forgets committed words that ended before `time` (their audio was trimmed).
+    pub fn forget_before(&mut self, time: f64) {
+        self.committed_in_buffer.retain(|w| w.end > time);
+    }
+
+    /// The uncommitted hypothesis.
+    pub fn pending(&self) -> &[TimedWord] {
+        &self.previous
+    }
+
+    /// Commits everything pending (end of stream, or a forced cut).
+    pub fn commit_all(&mut self) -> Vec<TimedWord> {
+        let words = std::mem::take(&mut self.previous);
+        if let Some(last) = words.last() {
+            self.last_committed_time = last.end;
+        }
+        self.committed_in_buffer.extend(words.iter().cloned());
+        words
+    }
+}
+
+/// One stream's state: the audio buffer and the agreement between hypotheses.
+#[derive(Debug)]
+pub struct OnlineProcessor {
+    config: PolicyConfig,
+    /// Audio not yet trimmed away, starting at `buffer_offset` seconds.
+    audio: Vec<f32>,
+    buffer_offset: f64,
+    hypotheses: HypothesisBuffer,
+    /// Everything committed so far (kept for the prompt; trimmed to what it needs).
+    committed: Vec<TimedWord>,
+    /// Total audio received, in samples.
+    received: u64,
+}
+
+impl OnlineProcessor {
+    pub fn new(config: PolicyConfig) -> Self {
+        OnlineProcessor {
+            config,
+            audio: Vec::new(),
+            buffer_offset: 0.0,
+            hypotheses: HypothesisBuffer::default(),
+            committed: Vec::new(),
+            received: 0,
+        }
+    }
+
+    pub fn insert_audio(&mut self, samples: &[f32]) {
+        self.audio.extend_from_slice(samples);
+        self.received += samples.len() as u64;
+    }
+
+    /// Seconds of audio in the buffer.
+    pub fn buffer_seconds(&self) -> f64 {
+        self.audio.len() as f64 / SAMPLE_RATE as f64
+    }
+
+    /// Seconds of audio received since the stream began.
+    pub fn received_seconds(&self) -> f64 {
+        self.received as f64 / SAMPLE_RATE as f64
+    }
+
+    /// The uncommitted hypothesis as text.
+    pub fn pending_text(&self) -> String {
+        self.hypotheses
+            .pending()
+            .iter()
+            .map(|w| w.text.as_str())
+            .collect()
+    }
+
+    /// Up to `prompt_chars` of committed text that lies before the buffer.
+    fn prompt(&self) -> String {
+        let before_buffer = self
+            .committed
+            .iter()
+            .rposition(|w| w.end <= self.buffer_offset)
+            .map_or(0, |i| i + 1);
+        let mut chars = 0;
+        let mut start = before_buffer;
+        while start > 0 && chars < self.config.prompt_chars {
+            start -= 1;
+            chars += self.committed[start].text.len();
+        }
+        self.committed[start..before_buffer]
+            .iter()
+            .map(|w| w.text.as_str())
+            .collect()
+    }
+
+    /// Transcribes the whole buffer and returns what became final. `transcribe` is the
+    /// engine (audio, prompt) → words relative to the audio.
+    pub fn process<E>(
+        &mut self,
+        transcribe: impl FnOnce(&[f32], &str) -> Result<Transcript, E>,
+    ) -> Result<Option<Commit>, E> {
+        if self.audio.is_empty() {
+            return Ok(None);
+        }
+        let prompt = self.prompt();
+        let transcript = transcribe(&self.audio, &prompt)?;
+        let offset = self.buffer_offset;
+        let hypothesis = transcript
+            .words
+            .iter()
+            .map(|w| Word {
+                start: w.start + offset,
+                end: w.end + offset,
+                text: w.text.clone(),
+            })
+            .collect();
+        let mut newly = self.hypotheses.agree(hypothesis);
+
+        if self.buffer_seconds() > self.config.buffer_trimming_sec {
+            self.trim_at_completed_segment(&transcript.segment_ends);
+        }
+        if self.buffer_seconds() > self.config.max_buffer_sec {
+            // Nothing agreed for too long: take the current guess rather than let the
+            // buffer outgrow Whisper's window.
+            newly.extend(self.hypotheses.commit_all());
+            let cut = newly
+                .last()
+                .or(self.committed.last())
+                .map_or(0.0, |w| w.end)
+                .max(self.buffer_offset + self.buffer_seconds() - self.config.max_buffer_sec / 2.0);
+            self.cut_at(cut);
+        }
+        self.committed.extend(newly.iter().cloned());
+        self.forget_old_committed();
+        Ok(Commit::from_words(&newly))
+    }
+
+    /// End of stream: everything pending becomes final.
+    pub fn finish(&mut self) -> Option<Commit> {
+        let words = self.hypotheses.commit_all();
+        self.committed.extend(words.iter().cloned());
+        let end = self.buffer_offset + self.buffer_seconds();
+        self.cut_at(end);
+        Commit::from_words(&words)
+    }
+
+    /// Cuts the buffer at the end of the last completed segment that lies within the
+    /// committed text (as whisper_streaming's `chunk_completed_segment`).
+    fn trim_at_completed_segment(&mut self, segment_ends: &[f64]) {
+        let Some(last_committed) = self.committed_end() else {
+            return;
+        };
+        // The last segment is still being spoken; of the others, cut at the latest one
+        // that ends within the committed text.
+        if segment_ends.len() < 2 {
+            return;
+        }
+        let cut = segment_ends[..segment_ends.len() - 1]
+            .iter()
+            .rev()
+            .map(|end| end + self.buffer_offset)
+            .find(|&end| end <= last_committed);
+        if let Some(cut) = cut {
+            self.cut_at(cut);
+        }
+    }
+
+    fn committed_end(&self) -> Option<f64> {
+        let in_hypotheses = self.hypotheses.committed_in_buffer.last().map(|w| w.end);
+        let in_history = self.committed.last().map(|w| w.end);
+        match (in_hypotheses, in_history) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn cut_at(&mut self, time: f64) {
+        let seconds = (time - self.buffer_offset).max(0.0);
+        let samples = ((seconds * SAMPLE_RATE as f64) as usize).min(self.audio.len());
+        self.audio.drain(..samples);
+        self.buffer_offset += samples as f64 / SAMPLE_RATE as f64;
+        self.hypotheses.forget_before(self.buffer_offset);
+    }
+
+    /// Keeps the committed history no longer than the prompt needs.
+    fn forget_old_committed(&mut self) {
+        const KEEP: usize = 200;
+        if self.committed.len() > 2 * KEEP {
+            self.committed.drain(..self.committed.len() - KEEP);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::convert::Infallible;
+
+    fn words(spec: &[(f64, f64, &str)]) -> Vec<Word> {
+        spec.iter()
+            .map(|&(start, end, text)| Word {
+                start,
+                end,
+                text: text.to_string(),
+            })
+            .collect()
+    }
+
+    fn texts(words: &[Word]) -> Vec<&str> {
+        words.iter().map(|w| w.text.as_str()).collect()
+    }
+
+    #[test]
+    fn commits_the_common_prefix_of_two_hypotheses() {
+        let mut buffer = HypothesisBuffer::default();
+        let first = buffer.agree(words(&[(0.0, 0.5, " And"), (0.5, 0.9, " so")]));
+        assert!(first.is_empty(), "one hypothesis commits nothing");
+        let second = buffer.agree(words(&[
+            (0.0, 0.5, " And"),
+            (0.5, 0.9, " so,"),
+            (0.9, 1.2, " my"),
+        ]));
+        assert_eq!(texts(&second), vec![" And", " so,"]);
+        assert_eq!(texts(buffer.pending()), vec![" my"]);
+    }
+
+    #[test]
+    fn stops_at_the_first_disagreement() {
+        let mut buffer = HypothesisBuffer::default();
+        buffer.agree(words(&[
+            (0.0, 0.5, " the"),
+            (0.5, 1.0, " cat"),
+            (1.0, 1.5, " sat"),
+        ]));
+        let agreed = buffer.agree(words(&[
+            (0.0, 0.5, " the"),
+            (0.5, 1.0, " hat"),
+            (1.0, 1.5, " sat"),
+        ]));
+        assert_eq!(texts(&agreed), vec![" the"]);
+    }
+
+    #[test]
+    fn drops_words_repeated_from_the_committed_text() {
+        let mut buffer = HypothesisBuffer::default();
+        buffer.agree(words(&[(0.0, 0.5, " ask"), (0.5, 1.0, " not")]));
+        assert_eq!(
+            texts(&buffer.agree(words(&[(0.0, 0.5, " ask"), (0.5, 1.0, " not")]))),
+            vec![" ask", " not"]
+        );
+        // The next transcription starts at the committed words again with slightly
+        // different times: they must not be committed twice.
+        buffer.agree(words(&[
+            (0.95, 1.05, " not"),
+            (1.1, 1.4, " what"),
+            (1.4, 1.8, " your"),
+        ]));
+        let agreed = buffer.agree(words(&[
+            (0.95, 1.05, " not"),
+            (1.1, 1.4, " what"),
+            (1.4, 1.8, " your"),
+            (1.8, 2.3, " country"),
+        ]));
+        assert_eq!(texts(&agreed), vec![" what", " your"]);
+    }
+
+    fn transcript(spec: &[(f64, f64, &str)], segment_ends: &[f64]) -> Transcript {
+        Transcript {
+            words: words(spec),
+            segment_ends: segment_ends.to_vec(),
+        }
+    }
+
+    #[test]
+    fn processor_commits_text_and_finishes_with_the_rest() {
+        let mut processor = OnlineProcessor::new(PolicyConfig::default());
+        processor.insert_audio(&vec![0.0; 16_000]);
+        let hyp = transcript(&[(0.0, 0.4, " And"), (0.4, 0.8, " so")], &[0.8]);
+        let first = processor
+            .process(|_, _| Ok::<_, Infallible>(hyp.clone()))
+            .unwrap();
+        assert_eq!(first, None);
+        processor.insert_audio(&vec![0.0; 16_000]);
+        let hyp2 = transcript(
+            &[(0.0, 0.4, " And"), (0.4, 0.8, " so"), (0.9, 1.5, " my")],
+            &[1.5],
+        );
+        let second = processor
+            .process(|audio, prompt| {
+                assert_eq!(audio.len(), 32_000, "the whole buffer is transcribed");
+                assert_eq!(prompt, "");
+                Ok::<_, Infallible>(hyp2.clone())
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(second.text, " And so");
+        assert_eq!((second.start, second.end), (0.0, 0.8));
+        let last = processor.finish().unwrap();
+        assert_eq!(last.text, " my");
+        assert_eq!(processor.finish(), None);
+    }
+
+    #[test]
+    fn trims_at_a_completed_segment_and_prompts_with_what_came_before() {
+        let config = PolicyConfig {
+            buffer_trimming_sec: 2.0,
+            ..PolicyConfig::default()
+        };
+        let mut processor = OnlineProcessor::new(config);
+        processor.insert_audio(&vec![0.0; 3 * 16_000]);
+        let hyp = transcript(
+            &[
+                (0.0, 0.5, " One."),
+                (1.0, 1.5, " Two"),
+                (1.5, 2.5, " three"),
+            ],
+            &[0.6, 2.5],
+        );
+        for _ in 0..2 {
+            processor
+                .process(|_, _| Ok::<_, Infallible>(hyp.clone()))
+                .unwrap();
+        }
+        // Everything agreed is committed; the buffer was cut at the first segment's end.
+        assert!((processor.buffer_offset - 0.6).abs() < 1e-3);
+        assert_eq!(
+            processor.audio.len(),
+            3 * 16_000 - (0.6 * 16_000.0) as usize
+        );
+        let mut seen_prompt = String::new();
+        processor
+            .process(|audio, prompt| {
+                seen_prompt = prompt.to_string();
+                assert_eq!(audio.len(), 38_400);
+                Ok::<_, Infallible>(Transcript::default())
+            })
+            .unwrap();
+        assert_eq!(seen_prompt, " One.");
+    }
+
+    #[test]
+    fn the_buffer_never_outgrows_the_limit() {
+        let config = PolicyConfig {
+            buffer_trimming_sec: 5.0,
+            max_buffer_sec: 10.0,
+            prompt_chars: 200,
+        };
+        let mut processor = OnlineProcessor::new(config);
+        let mut counter = 0;
+        for _ in 0..30 {
+            processor.insert_audio(&vec![0.0; 16_000]);
+            counter += 1;
+            // A hypothesis that changes every time never agrees.
+            let hyp = transcript(&[(0.0, 0.5, &format!(" w{counter}"))], &[0.5]);
+            processor
+                .process(|_, _| Ok::<_, Infallible>(hyp.clone()))
+                .unwrap();
+            assert!(processor.buffer_seconds() <= 10.0 + 1e-9);
+        }
+        assert!((processor.received_seconds() - 30.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn word_comparison_ignores_case_and_punctuation() {
+        assert!(same_word(" so,", " So"));
+        assert!(same_word(" don't", " Don't."));
+        assert!(!same_word(" cat", " hat"));
+        assert!(same_word(" -", "-"));
+    }
+}
