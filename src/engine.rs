@@ -83,6 +83,7 @@ pub fn resolve_model_path(model: &str, models_dir: &Path) -> PathBuf {
 pub struct Engine {
     context: Arc<WhisperContext>,
     options: DecodeOptions,
+    dtw: bool,
     model_path: PathBuf,
     multilingual: bool,
 }
@@ -102,10 +103,19 @@ impl Engine {
                 name: name.to_string(),
             });
         }
-        let params = WhisperContextParameters {
+        let mut params = WhisperContextParameters {
             use_gpu,
             ..WhisperContextParameters::default()
         };
+        // Word times from DTW over the alignment heads are much steadier than the
+        // timestamp-token heuristic, and LocalAgreement relies on them to tell re-heard
+        // words from new ones. The heads are known for the standard models only.
+        let dtw_preset = dtw_preset_for(path);
+        if let Some(preset) = dtw_preset.clone() {
+            params.dtw_parameters.mode = whisper_rs::DtwMode::ModelPreset {
+                model_preset: preset,
+            };
+        }
         let context = WhisperContext::new_with_params(path, params).map_err(|_| {
             EngineError::ModelInvalid {
                 path: path.to_path_buf(),
@@ -127,6 +137,7 @@ impl Engine {
         Ok(Engine {
             context: Arc::new(context),
             options,
+            dtw: dtw_preset.is_some(),
             model_path: path.to_path_buf(),
             multilingual,
         })
@@ -151,6 +162,7 @@ impl Engine {
             context: Arc::clone(&self.context),
             state,
             options: self.options.clone(),
+            dtw: self.dtw,
         })
     }
 }
@@ -160,7 +172,13 @@ pub struct Transcriber {
     context: Arc<WhisperContext>,
     state: WhisperState,
     options: DecodeOptions,
+    /// Token times come from DTW (`t_dtw`).
+    dtw: bool,
 }
+
+/// A tight cap on tokens per second of audio stops the loops ("and so and so and so …")
+/// that Whisper falls into on short or cut-off audio; real speech stays far below it.
+const MAX_TOKENS_PER_SECOND: f64 = 6.0;
 
 /// Encoder frames per second of audio (1500 frames for the 30 s window).
 const AUDIO_CTX_PER_SECOND: f64 = 50.0;
@@ -202,6 +220,7 @@ impl Transcriber {
             let frames = ((duration + 1.0) * AUDIO_CTX_PER_SECOND).ceil() as i32;
             params.set_audio_ctx(frames.clamp(64, FULL_AUDIO_CTX));
         }
+        params.set_max_tokens((duration * MAX_TOKENS_PER_SECOND) as i32 + 16);
         let prompt_tokens = if prompt.trim().is_empty() {
             Vec::new()
         } else {
@@ -220,6 +239,7 @@ impl Transcriber {
         let eot = self.context.token_eot();
         let mut transcript = Transcript::default();
         for segment in self.state.as_iter() {
+            let first_word = transcript.words.len();
             let mut current: Option<(f64, f64, Vec<u8>)> = None;
             for index in 0..segment.n_tokens() {
                 let Some(token) = segment.get_token(index) else {
@@ -232,7 +252,10 @@ impl Transcriber {
                     continue;
                 };
                 let data = token.token_data();
-                let (t0, t1) = (data.t0 as f64 / 100.0, data.t1 as f64 / 100.0);
+                let (mut t0, t1) = (data.t0 as f64 / 100.0, data.t1 as f64 / 100.0);
+                if self.dtw && data.t_dtw >= 0 {
+                    t0 = data.t_dtw as f64 / 100.0;
+                }
                 let starts_word = bytes.first() == Some(&b' ');
                 match &mut current {
                     Some((_, end, text)) if !starts_word => {
@@ -250,12 +273,42 @@ impl Transcriber {
             if let Some(word) = current.take() {
                 push_word(&mut transcript.words, word);
             }
+            if self.dtw {
+                // DTW gives each token one instant, its start: a word ends where the
+                // next begins.
+                let words = &mut transcript.words[first_word..];
+                for i in 1..words.len() {
+                    words[i - 1].end = words[i].start.max(words[i - 1].start);
+                }
+            }
             transcript
                 .segment_ends
                 .push(segment.end_timestamp() as f64 / 100.0);
         }
         transcript
     }
+}
+
+/// The DTW alignment heads of the standard models, recognised by file name.
+fn dtw_preset_for(path: &Path) -> Option<whisper_rs::DtwModelPreset> {
+    use whisper_rs::DtwModelPreset as P;
+    let name = path.file_name()?.to_str()?;
+    let model = name.strip_prefix("ggml-")?.strip_suffix(".bin")?;
+    Some(match model {
+        "tiny.en" => P::TinyEn,
+        "tiny" => P::Tiny,
+        "base.en" => P::BaseEn,
+        "base" => P::Base,
+        "small.en" => P::SmallEn,
+        "small" => P::Small,
+        "medium.en" => P::MediumEn,
+        "medium" => P::Medium,
+        "large-v1" => P::LargeV1,
+        "large-v2" => P::LargeV2,
+        "large-v3" => P::LargeV3,
+        "large-v3-turbo" => P::LargeV3Turbo,
+        _ => return None,
+    })
 }
 
 fn push_word(words: &mut Vec<Word>, (start, end, bytes): (f64, f64, Vec<u8>)) {
@@ -285,5 +338,12 @@ mod tests {
             resolve_model_path("custom.bin", dir),
             PathBuf::from("custom.bin")
         );
+    }
+
+    #[test]
+    fn dtw_heads_are_known_for_standard_model_files() {
+        assert!(dtw_preset_for(Path::new("models/ggml-tiny.en.bin")).is_some());
+        assert!(dtw_preset_for(Path::new("/x/ggml-large-v3-turbo.bin")).is_some());
+        assert!(dtw_preset_for(Path::new("my-finetune.bin")).is_none());
     }
 }

@@ -69,6 +69,12 @@ pub fn run(args: &SimulateArgs) -> Result<SimulationReport, Box<dyn std::error::
         let begin = Instant::now();
         let commit = processor.process(|a, p| transcriber.transcribe(a, p))?;
         report.transcribe_seconds += begin.elapsed().as_secs_f64();
+        log::debug!(
+            "update over {:.1} s of audio took {:.3} s; pending: {:?}",
+            processor.buffer_seconds(),
+            begin.elapsed().as_secs_f64(),
+            processor.pending_text()
+        );
         report.updates += 1;
         emit(&mut out, &mut report, commit, started, args.fast)?;
     }
