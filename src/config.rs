@@ -33,6 +33,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run a WAV file through the streaming policy and print each commit as it happens.
     Simulate(SimulateArgs),
+    /// Measure latency, accuracy and capacity of a server over WebSocket (issue #5).
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Which model and how to decode.

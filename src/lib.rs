@@ -9,6 +9,7 @@
 //! transcriptions, which words are final → the session sends them back.
 
 pub mod audio;
+pub mod bench;
 pub mod config;
 pub mod convert;
 pub mod cpu;

@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         None => serve(cli.serve),
         Some(Command::Serve(args)) => serve(args),
         Some(Command::Simulate(args)) => simulate(&args),
+        Some(Command::Bench(args)) => reswhis::bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
