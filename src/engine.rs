@@ -176,6 +176,9 @@ pub struct Transcriber {
     dtw: bool,
 }
 
+/// Segments above this no-speech probability are dropped.
+const NO_SPEECH_THRESHOLD: f32 = 0.9;
+
 /// A tight cap on tokens per second of audio stops the loops ("and so and so and so …")
 /// that Whisper falls into on short or cut-off audio; real speech stays far below it.
 const MAX_TOKENS_PER_SECOND: f64 = 6.0;
@@ -239,6 +242,11 @@ impl Transcriber {
         let eot = self.context.token_eot();
         let mut transcript = Transcript::default();
         for segment in self.state.as_iter() {
+            // As whisper_streaming does: a segment Whisper itself thinks is not speech
+            // is noise made into words ("Thank you.", loops over silence).
+            if segment.no_speech_probability() > NO_SPEECH_THRESHOLD {
+                continue;
+            }
             let first_word = transcript.words.len();
             let mut current: Option<(f64, f64, Vec<u8>)> = None;
             for index in 0..segment.n_tokens() {
