@@ -83,10 +83,17 @@ async function fetchInfo() {
   return response.json();
 }
 
+function modelName(model) {
+  return model.split(/[\\/]/).pop().replace(/^ggml-/, '').replace(/\.bin$/, '') || model;
+}
+
 async function loadInfo() {
   try {
     info = await fetchInfo();
-    $('info-model').textContent = info.model_size ?? '?';
+    const model = String(info.model_size ?? '?');
+    // A model given as a path (models/ggml-base.en.bin) reads better as its name.
+    $('info-model').textContent = modelName(model);
+    $('info-model').title = model;
     $('info-language').textContent = info.language ?? '?';
     $('info-version').textContent = info.version ?? '?';
     $('auth').hidden = !info.auth_required;
@@ -153,6 +160,14 @@ async function start() {
   };
   session = s;
   setState('connecting', 'Waiting for the microphone…');
+  try {
+    // Created while the click still counts as a user gesture (Safari needs that), at
+    // the device's own rate (Firefox refuses to mix rates): the worklet resamples.
+    s.context = new AudioContext({ latencyHint: 'interactive' });
+  } catch (error) {
+    fail(s, `Audio capture could not start: ${error.message || error}`);
+    return;
+  }
 
   try {
     s.stream = await navigator.mediaDevices.getUserMedia({
@@ -173,8 +188,6 @@ async function start() {
   if (s.cancelled) { teardownAudio(s); return; }
 
   try {
-    // The device's own rate (Firefox refuses to mix rates); the worklet resamples.
-    s.context = new AudioContext({ latencyHint: 'interactive' });
     await s.context.audioWorklet.addModule('pcm-worklet.js');
     const source = s.context.createMediaStreamSource(s.stream);
     s.node = new AudioWorkletNode(s.context, 'pcm-capture', {
@@ -509,6 +522,8 @@ function transcriptText() {
 const CUE_MAX_CHARS = 84; // two lines of 42, the usual subtitle limit
 const CUE_MAX_MS = 7000;
 const CUE_GAP_MS = 1200; // a pause this long starts a new cue
+const CUE_PAUSE_MS = 400; // a shorter pause does when the cue already has some text
+const CUE_MIN_CHARS = 30;
 const CUE_MIN_MS = 1000;
 
 // Pieces may hold several words: spread their time over the words by length, so cues
@@ -535,9 +550,10 @@ function buildCues(paragraphList) {
     for (const word of wordsOf(paragraph.pieces)) {
       const breakHere = !cue
         || word.from - cue.to > CUE_GAP_MS
+        || (word.from - cue.to >= CUE_PAUSE_MS && cue.text.length >= CUE_MIN_CHARS)
         || cue.text.length + 1 + word.text.length > CUE_MAX_CHARS
         || word.to - cue.from > CUE_MAX_MS
-        || (/[.?!…]["')\]]?$/.test(cue.text) && cue.text.length >= 24)
+        || (/[.?!…]["')\]]?$/.test(cue.text) && cue.text.length >= CUE_MIN_CHARS - 6)
         || (/[,;:]$/.test(cue.text) && cue.text.length >= 60);
       if (breakHere) {
         cue = { from: word.from, to: word.to, text: word.text };

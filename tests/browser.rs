@@ -24,7 +24,10 @@ fn run(command: &mut Command, what: &str) -> std::process::Output {
 
 /// Installs playwright-core (from package-lock.json) unless it is already there.
 fn ensure_node_modules(dir: &Path) {
-    if dir.join("node_modules/playwright-core/package.json").is_file() {
+    if dir
+        .join("node_modules/playwright-core/package.json")
+        .is_file()
+    {
         return;
     }
     eprintln!("tests/browser/node_modules missing: running `npm ci`");
