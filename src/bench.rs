@@ -149,7 +149,15 @@ pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
         args.clients.iter().map(|&n| n as usize).collect()
     };
     for clients in counts {
-        let round = run_round(args, &files, clients)?;
+        let round = match run_round(args, &files, clients) {
+            Ok(round) => round,
+            // Keep what was measured so far.
+            Err(e) if !rounds.is_empty() => {
+                eprintln!("bench: the round with {clients} client(s) could not run: {e}");
+                break;
+            }
+            Err(e) => return Err(e),
+        };
         eprintln!("bench: {}", round_line(&round));
         let failed = !round.pass;
         rounds.push(round);

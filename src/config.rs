@@ -77,6 +77,21 @@ impl ModelArgs {
             .unwrap_or_else(|| "tiny.en".to_string())
     }
 
+    /// A short name for `/info`: `tiny.en` for `tiny.en` or `…/ggml-tiny.en.bin`.
+    pub fn model_label(&self) -> String {
+        let name = self.model_name();
+        let file = std::path::Path::new(&name)
+            .file_name()
+            .and_then(|f| f.to_str())
+            .unwrap_or(&name)
+            .to_string();
+        file.strip_prefix("ggml-")
+            .unwrap_or(&file)
+            .strip_suffix(".bin")
+            .map(str::to_string)
+            .unwrap_or(file)
+    }
+
     pub fn model_path(&self) -> PathBuf {
         resolve_model_path(&self.model_name(), &self.models_dir)
     }
@@ -262,5 +277,9 @@ mod tests {
         assert!(Cli::try_parse_from(["reswhis", "--vad", "maybe"]).is_err());
         let vad = Cli::try_parse_from(["reswhis", "--vad", "True"]).unwrap();
         assert!(vad.serve.voice_activity_detection);
+        let path = Cli::try_parse_from(["reswhis", "--model", "/m/ggml-base.en.bin"]).unwrap();
+        assert_eq!(path.serve.model.model_label(), "base.en");
+        let custom = Cli::try_parse_from(["reswhis", "--model", "my.bin"]).unwrap();
+        assert_eq!(custom.serve.model.model_label(), "my");
     }
 }

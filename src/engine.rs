@@ -233,7 +233,16 @@ impl Transcriber {
             params.set_tokens(&prompt_tokens);
         }
         self.state.full(params, audio)?;
-        Ok(self.collect_words())
+        let mut transcript = self.collect_words();
+        // Times can overshoot the audio a little (timestamp tokens, the encoder's slack).
+        for word in &mut transcript.words {
+            word.end = word.end.min(duration);
+            word.start = word.start.min(word.end);
+        }
+        for end in &mut transcript.segment_ends {
+            *end = end.min(duration);
+        }
+        Ok(transcript)
     }
 
     /// Groups tokens into words: a token whose text starts with a space begins a word;

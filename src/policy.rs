@@ -71,6 +71,27 @@ fn same_word(a: &str, b: &str) -> bool {
     }
 }
 
+/// Shortest phrase whose immediate repetition counts as a decoding loop.
+const MIN_REPEATED_PHRASE: usize = 3;
+
+/// Whisper sometimes starts over at the end of a short buffer ("And so my fellow
+/// Americans. And so my fellow Americans."), and two such hypotheses can agree. A phrase
+/// of three or more words said twice in a row is almost never real speech: cut the
+/// hypothesis where the repetition starts.
+fn truncate_at_repetition(words: &mut Vec<TimedWord>) {
+    for start in 0..words.len() {
+        let longest = (words.len() - start) / 2;
+        for n in MIN_REPEATED_PHRASE..=longest {
+            let repeated =
+                (0..n).all(|i| same_word(&words[start + i].text, &words[start + n + i].text));
+            if repeated {
+                words.truncate(start + n);
+                return;
+            }
+        }
+    }
+}
+
 /// The hypothesis bookkeeping of LocalAgreement.
 #[derive(Debug, Default)]
 pub struct HypothesisBuffer {
@@ -84,7 +105,8 @@ pub struct HypothesisBuffer {
 impl HypothesisBuffer {
     /// Takes a new hypothesis (times relative to the stream) and returns the words that
     /// it and the previous one agree on, in order.
-    pub fn agree(&mut self, hypothesis: Vec<TimedWord>) -> Vec<TimedWord> {
+    pub fn agree(&mut self, mut hypothesis: Vec<TimedWord>) -> Vec<TimedWord> {
+        truncate_at_repetition(&mut hypothesis);
         let mut new: Vec<TimedWord> = hypothesis
             .into_iter()
             .filter(|w| w.start > self.last_committed_time - 0.1)
@@ -481,6 +503,44 @@ mod tests {
             assert!(processor.buffer_seconds() <= 10.0 + 1e-9);
         }
         assert!((processor.received_seconds() - 30.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_phrase_repeated_in_a_loop_is_cut() {
+        let mut looped = words(&[
+            (0.0, 0.3, " And"),
+            (0.3, 0.5, " so"),
+            (0.5, 0.7, " my"),
+            (0.7, 1.0, " fellow"),
+            (1.0, 1.5, " Americans."),
+            (1.6, 1.8, " And"),
+            (1.8, 2.0, " so"),
+            (2.0, 2.2, " my"),
+            (2.2, 2.5, " fellow"),
+            (2.5, 3.0, " Americans."),
+        ]);
+        truncate_at_repetition(&mut looped);
+        assert_eq!(
+            texts(&looped),
+            vec![" And", " so", " my", " fellow", " Americans."]
+        );
+
+        // Short repeats are speech ("no, no"), and so are phrases that recur later.
+        let speech = words(&[
+            (0.0, 0.2, " no,"),
+            (0.2, 0.4, " no"),
+            (0.4, 0.6, " what"),
+            (0.6, 0.8, " you"),
+            (0.8, 1.0, " can"),
+            (1.0, 1.2, " do"),
+            (1.2, 1.4, " and"),
+            (1.4, 1.6, " what"),
+            (1.6, 1.8, " you"),
+            (1.8, 2.0, " can"),
+        ]);
+        let mut kept = speech.clone();
+        truncate_at_repetition(&mut kept);
+        assert_eq!(kept, speech);
     }
 
     #[test]

@@ -64,7 +64,7 @@ impl Server {
                 "voice activity control/detection is not supported yet; the setting is ignored"
             );
         }
-        let model_name = args.model.model_name();
+        let model_name = args.model.model_label();
         let model_path = args.model.model_path();
         let workers = args.worker_count();
         let threads = args.default_threads();
@@ -78,7 +78,7 @@ impl Server {
             threads_per_worker,
             if gpu { "GPU" } else { "CPU" }
         );
-        let engine = Engine::load(&model_path, &model_name, gpu, options)?;
+        let engine = Engine::load(&model_path, &args.model.model_name(), gpu, options)?;
         let pool = WorkerPool::start(
             &engine,
             workers as usize,

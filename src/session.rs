@@ -272,8 +272,16 @@ impl Session<'_> {
                 _ => self.limits.shutdown_grace.max(Duration::from_secs(30)),
             };
             if now.duration_since(since) > grace {
-                let (code, reason) = self.close_frame();
-                return Some(Step::Close(code, reason));
+                // The workers are too far behind to finish this stream in time.
+                let _ = self.send_now(&ServerMessage::error(
+                    "the final text was not ready in time; the transcript may be incomplete",
+                ));
+                let code = if why == Ending::Shutdown {
+                    CloseCode::Away
+                } else {
+                    CloseCode::Again
+                };
+                return Some(Step::Close(code, "final text not ready in time".into()));
             }
             if shutdown.is_shutting_down() && why != Ending::Shutdown {
                 self.ending = Some((Ending::Shutdown, since));
