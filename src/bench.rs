@@ -15,6 +15,10 @@
 //! 4. **Report.** Latency, time to first text, latency growth, WER and server CPU per
 //!    audio second, per client and per round; the target checks as PASS/FAIL lines.
 //!
+//! With `--url` the rounds share the running server (no fresh state, and its CPU time
+//! counts whatever else it serves); the model flags then only set up the floor. The
+//! fitted-ctx floor equals the full-ctx one for files of 30 s and more.
+//!
 //! Definitions (also printed with every report):
 //! - *stream start*: the moment the first sample of a file is "captured". Frame k is sent
 //!   when its last sample is due, as a microphone client would, so the frame length is
