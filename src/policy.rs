@@ -71,20 +71,32 @@ fn same_word(a: &str, b: &str) -> bool {
     }
 }
 
-/// Shortest phrase whose immediate repetition counts as a decoding loop.
-const MIN_REPEATED_PHRASE: usize = 3;
+/// How many times in a row a phrase of n words must occur to count as a decoding loop:
+/// twice for three words or more, four times for one or two ("1 1 1 1", "thank you
+/// thank you thank you thank you").
+fn loop_repeats(n: usize) -> usize {
+    if n >= 3 {
+        2
+    } else {
+        4
+    }
+}
 
 /// Whisper sometimes starts over at the end of a short buffer ("And so my fellow
-/// Americans. And so my fellow Americans."), and two such hypotheses can agree. A phrase
-/// of three or more words said twice in a row is almost never real speech: cut the
-/// hypothesis where the repetition starts.
+/// Americans. And so my fellow Americans.") or loops on one word, and two such
+/// hypotheses can agree. Such repetition is almost never real speech: keep the first
+/// occurrence and cut the hypothesis there.
 fn truncate_at_repetition(words: &mut Vec<TimedWord>) {
     for start in 0..words.len() {
-        let longest = (words.len() - start) / 2;
-        for n in MIN_REPEATED_PHRASE..=longest {
-            let repeated =
-                (0..n).all(|i| same_word(&words[start + i].text, &words[start + n + i].text));
-            if repeated {
+        for n in 1..=(words.len() - start) / 2 {
+            let repeats = loop_repeats(n);
+            if start + n * repeats > words.len() {
+                continue;
+            }
+            let looped = (1..repeats).all(|r| {
+                (0..n).all(|i| same_word(&words[start + i].text, &words[start + r * n + i].text))
+            });
+            if looped {
                 words.truncate(start + n);
                 return;
             }
@@ -541,6 +553,16 @@ mod tests {
         let mut kept = speech.clone();
         truncate_at_repetition(&mut kept);
         assert_eq!(kept, speech);
+
+        let mut ones = words(&[
+            (0.0, 0.2, " 1"),
+            (0.2, 0.4, " 1"),
+            (0.4, 0.6, " 1"),
+            (0.6, 0.8, " 1"),
+            (0.8, 1.0, " 1"),
+        ]);
+        truncate_at_repetition(&mut ones);
+        assert_eq!(texts(&ones), vec![" 1"]);
     }
 
     #[test]

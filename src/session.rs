@@ -28,6 +28,9 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Audio waiting for a worker beyond which we stop reading from the client (TCP then
 /// pushes back on it) until the pool catches up.
 const MAX_BACKLOG_SECONDS: f64 = 60.0;
+/// Longest wait for the final text after the end of a stream (a safety net: a worker
+/// finishes any stream's last update far sooner, even when the pool is overloaded).
+const FINAL_TEXT_LIMIT: Duration = Duration::from_secs(600);
 /// How long the closing handshake may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -267,9 +270,11 @@ impl Session<'_> {
     fn check_clocks(&mut self, shutdown: &dyn ShutdownSignal) -> Option<Step> {
         let now = Instant::now();
         if let Some((why, since)) = self.ending {
+            // A client that ended its stream waits for the rest however busy the
+            // workers are; only a shutdown (or a stuck worker) cuts it short.
             let grace = match why {
                 Ending::Shutdown => self.limits.shutdown_grace,
-                _ => self.limits.shutdown_grace.max(Duration::from_secs(30)),
+                _ => FINAL_TEXT_LIMIT,
             };
             if now.duration_since(since) > grace {
                 // The workers are too far behind to finish this stream in time.
