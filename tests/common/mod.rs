@@ -37,7 +37,10 @@ pub fn model_path() -> PathBuf {
 pub fn jfk() -> (Vec<u8>, String) {
     let samples = reswhis::audio::read_wav(&shared_audio("jfk.wav")).expect("reading jfk.wav");
     let text = std::fs::read_to_string(shared_audio("jfk.txt")).expect("reading jfk.txt");
-    (reswhis::audio::to_pcm_bytes(&samples), text.trim().to_string())
+    (
+        reswhis::audio::to_pcm_bytes(&samples),
+        text.trim().to_string(),
+    )
 }
 
 /// A running server process; killed when dropped.
@@ -243,7 +246,9 @@ pub fn stream_pcm(
     let mut received = Received::default();
     let mut sent = 0usize;
     for frame in pcm.chunks(frame_bytes) {
-        client.send(Message::binary(frame.to_vec())).expect("sending audio");
+        client
+            .send(Message::binary(frame.to_vec()))
+            .expect("sending audio");
         sent += frame.len();
         if realtime {
             let due = Duration::from_secs_f64(sent as f64 / 32_000.0);
@@ -252,7 +257,9 @@ pub fn stream_pcm(
             }
         }
     }
-    client.send(Message::text(r#"{"type":"eos"}"#)).expect("sending eos");
+    client
+        .send(Message::text(r#"{"type":"eos"}"#))
+        .expect("sending eos");
     finish(client, &mut received, started, limit);
     received
 }
@@ -269,4 +276,124 @@ pub fn finish(client: &mut Client, received: &mut Received, started: Instant, li
 /// Word error rate against a reference, after normalisation.
 pub fn wer(reference: &str, hypothesis: &str) -> f64 {
     reswhis::wer::word_error_rate(reference, hypothesis)
+}
+
+// ---- Added for the reliability, soak and nginx tests (issue #6). ----
+
+/// Sends a WebSocket upgrade request for `path` (with `headers`) over a raw socket and
+/// returns the status and the response head (plus the body, unless it is a 101).
+pub fn ws_upgrade_raw(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connecting");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let head_done = response.windows(4).any(|w| w == b"\r\n\r\n");
+        if head_done && response.starts_with(b"HTTP/1.1 101") {
+            break;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => response.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, response)
+}
+
+/// Like [`connect`], with extra request headers (`Authorization`, say).
+pub fn connect_with(url: &str, headers: &[(&str, &str)]) -> Client {
+    use tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request().expect("WebSocket URL");
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    let (socket, _) = tungstenite::connect(request).expect("WebSocket connect");
+    if let MaybeTlsStream::Plain(stream) = socket.get_ref() {
+        stream
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+    }
+    socket
+}
+
+/// GET `path` and parse the body as JSON.
+pub fn get_json(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> serde_json::Value {
+    let (status, body) = http_get(addr, path, headers);
+    assert_eq!(status, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+}
+
+/// Polls `condition` every 50 ms until it holds (true) or `limit` passes (false).
+pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    loop {
+        if condition() {
+            return true;
+        }
+        if started.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Resident memory of a process in KiB (`VmRSS` in /proc/PID/status).
+pub fn vm_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("reading /proc/PID/status")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}
+
+/// Like [`stream_pcm`], but the server may end the session meanwhile (a limit, a
+/// shutdown): sending stops at the first failure or close, `eos` is sent only if `eos`
+/// and the session is still open; then reads until the server closes or `limit` passes.
+pub fn stream_until_closed(
+    client: &mut Client,
+    pcm: &[u8],
+    frame_bytes: usize,
+    realtime: bool,
+    eos: bool,
+    limit: Duration,
+) -> Received {
+    let started = Instant::now();
+    let mut received = Received::default();
+    let mut sent = 0usize;
+    for frame in pcm.chunks(frame_bytes) {
+        if received.close.is_some() || client.send(Message::binary(frame.to_vec())).is_err() {
+            break;
+        }
+        sent += frame.len();
+        if realtime {
+            let due = Duration::from_secs_f64(sent as f64 / 32_000.0);
+            while started.elapsed() < due && drain(client, &mut received, started) {}
+        }
+    }
+    if eos && received.close.is_none() {
+        let _ = client.send(Message::text(r#"{"type":"eos"}"#));
+    }
+    finish(client, &mut received, started, limit);
+    received
 }
