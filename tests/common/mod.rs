@@ -59,7 +59,7 @@ impl TestServer {
             .arg(model_path())
             .args(["--host", "127.0.0.1", "--port", "0"])
             .args(extra)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,whisper_rs=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
