@@ -295,7 +295,6 @@ fn absurd_lengths_are_errors() {
 /// 0-byte variable of shape [2^31, 2^31, 4] is accepted and its shape (2^64 elements)
 /// reaches the converter.
 #[test]
-#[ignore = "bug: Ct2Model::parse overflows on huge shapes (panics in debug, accepts in release)"]
 fn overflowing_shapes_are_errors() {
     let image = model_bin(
         &[(

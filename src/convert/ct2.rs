@@ -226,7 +226,17 @@ impl Ct2Model {
                 dtype: dtype_id,
             })?;
             let n_bytes = c.u32(&format!("byte count of '{name}'"))? as usize;
-            let expected = shape.iter().product::<usize>() * dtype.size();
+            // The element count is multiplied up in the order `Variable::len` does, every
+            // partial product checked, so an accepted shape never overflows there either
+            // (not even one with a zero dimension after huge ones).
+            let expected = shape
+                .iter()
+                .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+                .and_then(|elements| elements.checked_mul(dtype.size()))
+                .ok_or_else(|| ConvertError::SizeOverflow {
+                    name: name.clone(),
+                    shape: shape.clone(),
+                })?;
             if n_bytes != expected {
                 return Err(ConvertError::Format {
                     what: format!("variable '{name}'"),
@@ -457,6 +467,43 @@ mod tests {
 
         let err = Ct2Model::parse(&[6, 0]).unwrap_err();
         assert!(matches!(err, ConvertError::Truncated { .. }), "{err}");
+    }
+
+    #[test]
+    fn rejects_shapes_whose_size_overflows() {
+        const BIG: usize = 1 << 31;
+        // 2^64 f32 elements (2^66 bytes); 2^62 elements, 2^64 bytes of f32; a zero
+        // dimension only after the partial product has overflowed.
+        let shapes: [&[usize]; 3] = [&[BIG, BIG, 4], &[BIG, BIG], &[BIG, BIG, 4, 0]];
+        for shape in shapes {
+            let img = write_model(
+                6,
+                &[("encoder/conv1/weight", shape, DType::F32, vec![])],
+                &[],
+            );
+            let err = Ct2Model::parse(&img).unwrap_err();
+            assert!(
+                matches!(&err, ConvertError::SizeOverflow { name, shape: s }
+                    if name == "encoder/conv1/weight" && s == shape),
+                "{shape:?}: {err}"
+            );
+            assert!(err.to_string().contains("'encoder/conv1/weight'"), "{err}");
+            assert!(err.to_string().contains("overflows"), "{err}");
+        }
+    }
+
+    #[test]
+    fn zero_dimension_is_an_empty_variable() {
+        const BIG: usize = 1 << 31;
+        let img = write_model(6, &[("x", &[BIG, BIG, 0], DType::F32, vec![])], &[]);
+        let m = Ct2Model::parse(&img).unwrap();
+        let x = m.require("x").unwrap();
+        assert_eq!(x.len(), 0);
+        assert!(x.to_f32().is_empty());
+        assert_eq!(m.float_tensor("x").unwrap().1, Vec::<f32>::new());
+        // A zero dimension does not excuse data bytes.
+        let img = write_model(6, &[("x", &[BIG, 0], DType::F32, vec![0; 4])], &[]);
+        assert!(Ct2Model::parse(&img).is_err());
     }
 
     #[test]

@@ -44,48 +44,80 @@ pub struct Hparams {
     pub ftype: i32,
 }
 
+/// Sanity limits on the hyper-parameters (whisper large-v3 has 128 mels, state 1280,
+/// 32 layers, 20 heads, 51866 tokens and contexts 1500 / 448). They keep a crafted
+/// `model.bin` from sizing allocations (the mel filterbank, the tensor plan) or wrapping
+/// the `i32` fields of the ggml header.
+pub const MAX_MELS: usize = 512;
+pub const MAX_STATE: usize = 8192;
+pub const MAX_LAYERS: usize = 128;
+pub const MAX_HEADS: usize = 128;
+pub const MAX_VOCAB: usize = 1_000_000;
+pub const MAX_CTX: usize = 100_000;
+
 impl Hparams {
     /// Derive the hyper-parameters from the tensor shapes (and the `num_heads` scalars,
-    /// or the config when those are missing).
+    /// or the config when those are missing). Each must be positive and within the
+    /// `MAX_*` limits, and the heads must divide the state.
     pub fn from_model(model: &Ct2Model, config: Option<&Value>) -> Result<Hparams, ConvertError> {
-        let conv1 = model.require("encoder/conv1/weight")?;
-        let [n_audio_state, n_mels, _] = shape::<3>("encoder/conv1/weight", &conv1.shape)?;
+        const CONV1: &str = "encoder/conv1/weight";
+        let conv1 = model.require(CONV1)?;
+        let [n_audio_state, n_mels, _] = shape::<3>(CONV1, &conv1.shape)?;
+        let n_audio_state = bounded("n_audio_state", n_audio_state, MAX_STATE, CONV1)?;
+        let n_mels = bounded("n_mels", n_mels, MAX_MELS, CONV1)?;
 
-        let n_audio_ctx = match model.get("encoder/position_encodings/encodings") {
-            Some(v) => shape::<2>("encoder/position_encodings/encodings", &v.shape)?[0],
-            None => WHISPER_AUDIO_CTX,
+        const ENC_POS: &str = "encoder/position_encodings/encodings";
+        let n_audio_ctx = match model.get(ENC_POS) {
+            Some(v) => bounded(
+                "n_audio_ctx",
+                shape::<2>(ENC_POS, &v.shape)?[0],
+                MAX_CTX,
+                ENC_POS,
+            )?,
+            None => WHISPER_AUDIO_CTX as i32,
         };
 
-        let emb = model.require("decoder/embeddings/weight")?;
-        let [n_vocab, n_text_state] = shape::<2>("decoder/embeddings/weight", &emb.shape)?;
-        let pos = model.require("decoder/position_encodings/encodings")?;
-        let [n_text_ctx, _] = shape::<2>("decoder/position_encodings/encodings", &pos.shape)?;
+        const EMB: &str = "decoder/embeddings/weight";
+        let emb = model.require(EMB)?;
+        let [n_vocab, n_text_state] = shape::<2>(EMB, &emb.shape)?;
+        let n_vocab = bounded("n_vocab", n_vocab, MAX_VOCAB, EMB)?;
+        let n_text_state = bounded("n_text_state", n_text_state, MAX_STATE, EMB)?;
+        const DEC_POS: &str = "decoder/position_encodings/encodings";
+        let pos = model.require(DEC_POS)?;
+        let [n_text_ctx, _] = shape::<2>(DEC_POS, &pos.shape)?;
+        let n_text_ctx = bounded("n_text_ctx", n_text_ctx, MAX_CTX, DEC_POS)?;
 
         if n_text_state != n_audio_state {
             return Err(ConvertError::ShapeMismatch {
-                name: "decoder/embeddings/weight".to_string(),
-                expected: vec![n_vocab, n_audio_state],
+                name: EMB.to_string(),
+                expected: vec![n_vocab as usize, n_audio_state as usize],
                 found: emb.shape.clone(),
             });
         }
 
         let n_audio_layer = count_layers(model, "encoder")?;
+        let n_audio_layer = bounded(
+            "n_audio_layer",
+            n_audio_layer,
+            MAX_LAYERS,
+            "encoder/layer_N",
+        )?;
         let n_text_layer = count_layers(model, "decoder")?;
-        let n_audio_head = num_heads(model, config, "encoder")?;
-        let n_text_head = num_heads(model, config, "decoder")?;
+        let n_text_layer = bounded("n_text_layer", n_text_layer, MAX_LAYERS, "decoder/layer_N")?;
+        let n_audio_head = num_heads(model, config, "encoder", n_audio_state)?;
+        let n_text_head = num_heads(model, config, "decoder", n_text_state)?;
 
-        let i = |v: usize| v as i32;
         Ok(Hparams {
-            n_vocab: i(n_vocab),
-            n_audio_ctx: i(n_audio_ctx),
-            n_audio_state: i(n_audio_state),
+            n_vocab,
+            n_audio_ctx,
+            n_audio_state,
             n_audio_head,
-            n_audio_layer: i(n_audio_layer),
-            n_text_ctx: i(n_text_ctx),
-            n_text_state: i(n_text_state),
+            n_audio_layer,
+            n_text_ctx,
+            n_text_state,
             n_text_head,
-            n_text_layer: i(n_text_layer),
-            n_mels: i(n_mels),
+            n_text_layer,
+            n_mels,
             ftype: FTYPE_F16,
         })
     }
@@ -144,24 +176,58 @@ fn count_layers(model: &Ct2Model, side: &str) -> Result<usize, ConvertError> {
     Ok(layers.len())
 }
 
-fn num_heads(model: &Ct2Model, config: Option<&Value>, side: &str) -> Result<i32, ConvertError> {
+/// Check that hyper-parameter `name` (taken from `from`) is in `1..=max`; as `i32`.
+fn bounded(name: &str, value: usize, max: usize, from: &str) -> Result<i32, ConvertError> {
+    (1..=max)
+        .contains(&value)
+        .then(|| i32::try_from(value).ok())
+        .flatten()
+        .ok_or_else(|| ConvertError::Hparam {
+            name: name.to_string(),
+            value: value as u64,
+            reason: format!("expected 1 to {max} (from '{from}')"),
+        })
+}
+
+/// The `<side>/num_heads` scalar, or the config's head count; it must divide `n_state`.
+fn num_heads(
+    model: &Ct2Model,
+    config: Option<&Value>,
+    side: &str,
+    n_state: i32,
+) -> Result<i32, ConvertError> {
     let name = format!("{side}/num_heads");
-    if let Some(var) = model.get(&name) {
-        return var
+    let (heads, from) = if let Some(var) = model.get(&name) {
+        let heads = var
             .scalar_int()
+            .and_then(|h| usize::try_from(h).ok())
             .filter(|&h| h > 0)
-            .map(|h| h as i32)
             .ok_or_else(|| ConvertError::Format {
                 what: format!("variable '{name}'"),
                 reason: "expected a positive integer scalar".to_string(),
-            });
+            })?;
+        (heads, name)
+    } else {
+        let keys = [format!("{side}_attention_heads"), "num_heads".to_string()];
+        keys.iter()
+            .find_map(|k| Some((config?.get(k)?.as_i64()?, k)))
+            .and_then(|(h, k)| Some((usize::try_from(h).ok().filter(|&h| h > 0)?, k)))
+            .map(|(h, k)| (h, format!("config.json {k}")))
+            .ok_or(ConvertError::MissingVariable(name))?
+    };
+    let field = format!(
+        "n_{}_head",
+        if side == "encoder" { "audio" } else { "text" }
+    );
+    let heads = bounded(&field, heads, MAX_HEADS, &from)?;
+    if n_state % heads != 0 {
+        return Err(ConvertError::Hparam {
+            name: field,
+            value: heads as u64,
+            reason: format!("does not divide the state size {n_state} (from '{from}')"),
+        });
     }
-    let keys = [format!("{side}_attention_heads"), "num_heads".to_string()];
-    keys.iter()
-        .find_map(|k| config?.get(k)?.as_i64())
-        .filter(|&h| h > 0)
-        .map(|h| h as i32)
-        .ok_or(ConvertError::MissingVariable(name))
+    Ok(heads)
 }
 
 /// Element type of a written tensor (ggml's `ttype`).
@@ -417,7 +483,8 @@ pub fn write_header(
 
     let n_mel = hp.n_mels as usize;
     w.write_all(&(n_mel as i32).to_le_bytes())?;
-    w.write_all(&((filters.len() / n_mel) as i32).to_le_bytes())?;
+    let n_bins = filters.len().checked_div(n_mel).unwrap_or(0);
+    w.write_all(&(n_bins as i32).to_le_bytes())?;
     for v in filters {
         w.write_all(&v.to_le_bytes())?;
     }

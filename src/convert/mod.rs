@@ -54,6 +54,14 @@ pub enum ConvertError {
         expected: Vec<usize>,
         found: Vec<usize>,
     },
+    #[error("variable '{name}' has shape {shape:?}, whose size overflows")]
+    SizeOverflow { name: String, shape: Vec<usize> },
+    #[error("implausible hyper-parameter {name} = {value}: {reason}")]
+    Hparam {
+        name: String,
+        value: u64,
+        reason: String,
+    },
     #[error("malformed {what}: {reason}")]
     Format { what: String, reason: String },
     #[error("vocabulary.txt: {0}")]
