@@ -254,6 +254,11 @@ impl Transcriber {
             // As whisper_streaming does: a segment Whisper itself thinks is not speech
             // is noise made into words ("Thank you.", loops over silence).
             if segment.no_speech_probability() > NO_SPEECH_THRESHOLD {
+                log::trace!(
+                    "dropped a non-speech segment ({:.2}): {:?}",
+                    segment.no_speech_probability(),
+                    segment.to_str_lossy().unwrap_or_default()
+                );
                 continue;
             }
             let first_word = transcript.words.len();

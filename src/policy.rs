@@ -26,7 +26,7 @@ impl Default for PolicyConfig {
         PolicyConfig {
             buffer_trimming_sec: 15.0,
             max_buffer_sec: 28.0,
-            prompt_chars: 200,
+            prompt_chars: 0,
         }
     }
 }
@@ -262,6 +262,15 @@ impl OnlineProcessor {
         let prompt = self.prompt();
         let transcript = transcribe(&self.audio, &prompt)?;
         let offset = self.buffer_offset;
+        log::trace!("prompt: {prompt:?}");
+        log::trace!(
+            "hypothesis at {offset:.2} s: {:?}",
+            transcript
+                .words
+                .iter()
+                .map(|w| format!("{}@{:.2}", w.text, w.start + offset))
+                .collect::<Vec<_>>()
+        );
         let hypothesis = transcript
             .words
             .iter()
@@ -461,6 +470,7 @@ mod tests {
     fn trims_at_a_completed_segment_and_prompts_with_what_came_before() {
         let config = PolicyConfig {
             buffer_trimming_sec: 2.0,
+            prompt_chars: 200,
             ..PolicyConfig::default()
         };
         let mut processor = OnlineProcessor::new(config);
