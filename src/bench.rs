@@ -478,6 +478,7 @@ impl ServerProcess {
                 "--buffer-trimming-sec",
                 &args.policy.buffer_trimming_sec.to_string(),
             ])
+            .args(["--prompt-chars", &args.policy.prompt_chars.to_string()])
             .args(["--max-sessions", &clients.max(64).to_string()])
             .args(["--max-session-duration", "0"]);
         if let Some(threads) = model.threads {
