@@ -267,17 +267,11 @@ fn streams_jfk_in_real_time() {
 /// Two real-time clients at once: both sessions complete, neither gets the other's text
 /// (that would be a WER near 1), interim messages only where asked for. The accuracy
 /// bound is looser than elsewhere because of a server bug; see the next test.
+/// Two clients at once, each as accurate as one alone (WER ≤ 0.15). This once failed
+/// half the time: Whisper repeated a phrase on a short buffer and two hypotheses agreed
+/// on the repetition; the policy now cuts such loops.
 #[test]
 fn two_clients_at_once() {
-    two_clients(0.3);
-}
-
-/// The same with the accuracy asked for (WER ≤ 0.15 each).
-#[test]
-#[ignore = "bug: with two real-time clients on one worker, about half the runs commit a \
-            repeated phrase (\" fellow Americans. And so my fellow Americans.\", WER 0.227): \
-            Whisper repeats itself on a ~4 s buffer and two consecutive hypotheses agree"]
-fn two_clients_at_once_both_accurate() {
     two_clients(MAX_WER);
 }
 
