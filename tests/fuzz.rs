@@ -289,11 +289,9 @@ fn absurd_lengths_are_errors() {
     assert_eq!(model.variables["x"].len(), 1);
 }
 
-/// A shape whose element count overflows `usize` must be rejected. Today the product
-/// `shape.iter().product::<usize>() * dtype.size()` in `Ct2Model::parse` overflows:
-/// debug builds panic ("attempt to multiply with overflow"), release builds wrap, so a
-/// 0-byte variable of shape [2^31, 2^31, 4] is accepted and its shape (2^64 elements)
-/// reaches the converter.
+/// A shape whose element count overflows `usize` must be rejected (a 0-byte variable of
+/// shape [2^31, 2^31, 4] once wrapped to size 0 in release builds and reached the
+/// converter, which then panicked on a 2^31-sized mel filterbank).
 #[test]
 fn overflowing_shapes_are_errors() {
     let image = model_bin(
