@@ -83,7 +83,6 @@ pub fn resolve_model_path(model: &str, models_dir: &Path) -> PathBuf {
 pub struct Engine {
     context: Arc<WhisperContext>,
     options: DecodeOptions,
-    dtw: bool,
     model_path: PathBuf,
     multilingual: bool,
 }
@@ -103,19 +102,15 @@ impl Engine {
                 name: name.to_string(),
             });
         }
-        let mut params = WhisperContextParameters {
+        // Word times come from whisper.cpp's timestamp tokens, not its DTW alignment:
+        // in whisper.cpp 1.8.3 DTW aborts the process (WHISPER_ASSERT in its median
+        // filter) when a decoding window advances by less than ~0.16 s, which audio
+        // from any client can cause. Measured on the benchmark files, DTW gained 0.3
+        // WER points and cost 25% more CPU.
+        let params = WhisperContextParameters {
             use_gpu,
             ..WhisperContextParameters::default()
         };
-        // Word times from DTW over the alignment heads are much steadier than the
-        // timestamp-token heuristic, and LocalAgreement relies on them to tell re-heard
-        // words from new ones. The heads are known for the standard models only.
-        let dtw_preset = dtw_preset_for(path);
-        if let Some(preset) = dtw_preset.clone() {
-            params.dtw_parameters.mode = whisper_rs::DtwMode::ModelPreset {
-                model_preset: preset,
-            };
-        }
         let context = WhisperContext::new_with_params(path, params).map_err(|_| {
             EngineError::ModelInvalid {
                 path: path.to_path_buf(),
@@ -137,7 +132,6 @@ impl Engine {
         Ok(Engine {
             context: Arc::new(context),
             options,
-            dtw: dtw_preset.is_some(),
             model_path: path.to_path_buf(),
             multilingual,
         })
@@ -162,7 +156,6 @@ impl Engine {
             context: Arc::clone(&self.context),
             state,
             options: self.options.clone(),
-            dtw: self.dtw,
         })
     }
 }
@@ -172,8 +165,6 @@ pub struct Transcriber {
     context: Arc<WhisperContext>,
     state: WhisperState,
     options: DecodeOptions,
-    /// Token times come from DTW (`t_dtw`).
-    dtw: bool,
 }
 
 /// Segments above this no-speech probability are dropped.
@@ -261,7 +252,6 @@ impl Transcriber {
                 );
                 continue;
             }
-            let first_word = transcript.words.len();
             let mut current: Option<(f64, f64, Vec<u8>)> = None;
             for index in 0..segment.n_tokens() {
                 let Some(token) = segment.get_token(index) else {
@@ -274,10 +264,7 @@ impl Transcriber {
                     continue;
                 };
                 let data = token.token_data();
-                let (mut t0, t1) = (data.t0 as f64 / 100.0, data.t1 as f64 / 100.0);
-                if self.dtw && data.t_dtw >= 0 {
-                    t0 = data.t_dtw as f64 / 100.0;
-                }
+                let (t0, t1) = (data.t0 as f64 / 100.0, data.t1 as f64 / 100.0);
                 let starts_word = bytes.first() == Some(&b' ');
                 match &mut current {
                     Some((_, end, text)) if !starts_word => {
@@ -295,42 +282,12 @@ impl Transcriber {
             if let Some(word) = current.take() {
                 push_word(&mut transcript.words, word);
             }
-            if self.dtw {
-                // DTW gives each token one instant, its start: a word ends where the
-                // next begins.
-                let words = &mut transcript.words[first_word..];
-                for i in 1..words.len() {
-                    words[i - 1].end = words[i].start.max(words[i - 1].start);
-                }
-            }
             transcript
                 .segment_ends
                 .push(segment.end_timestamp() as f64 / 100.0);
         }
         transcript
     }
-}
-
-/// The DTW alignment heads of the standard models, recognised by file name.
-fn dtw_preset_for(path: &Path) -> Option<whisper_rs::DtwModelPreset> {
-    use whisper_rs::DtwModelPreset as P;
-    let name = path.file_name()?.to_str()?;
-    let model = name.strip_prefix("ggml-")?.strip_suffix(".bin")?;
-    Some(match model {
-        "tiny.en" => P::TinyEn,
-        "tiny" => P::Tiny,
-        "base.en" => P::BaseEn,
-        "base" => P::Base,
-        "small.en" => P::SmallEn,
-        "small" => P::Small,
-        "medium.en" => P::MediumEn,
-        "medium" => P::Medium,
-        "large-v1" => P::LargeV1,
-        "large-v2" => P::LargeV2,
-        "large-v3" => P::LargeV3,
-        "large-v3-turbo" => P::LargeV3Turbo,
-        _ => return None,
-    })
 }
 
 fn push_word(words: &mut Vec<Word>, (start, end, bytes): (f64, f64, Vec<u8>)) {
@@ -360,12 +317,5 @@ mod tests {
             resolve_model_path("custom.bin", dir),
             PathBuf::from("custom.bin")
         );
-    }
-
-    #[test]
-    fn dtw_heads_are_known_for_standard_model_files() {
-        assert!(dtw_preset_for(Path::new("models/ggml-tiny.en.bin")).is_some());
-        assert!(dtw_preset_for(Path::new("/x/ggml-large-v3-turbo.bin")).is_some());
-        assert!(dtw_preset_for(Path::new("my-finetune.bin")).is_none());
     }
 }
