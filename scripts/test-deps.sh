@@ -2,7 +2,8 @@
 # Installs what the test suite needs on Debian/Ubuntu (run as root, or with sudo), then
 # builds the tiny.en model with the project's own tooling. Safe to run again.
 #   system packages: cmake (whisper.cpp), ffmpeg + sox (audio), chromium + chromium-driver
-#                    (browser test), nginx (reverse-proxy test), nodejs/npm if missing
+#                    (browser test), nginx (reverse-proxy test), jq (websocat test),
+#                    nodejs/npm if missing
 #   websocat 1.14.0 (cargo install), the browser test's npm packages, models/ggml-tiny.en.bin
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -12,7 +13,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 need=()
 for tool in cmake:cmake ffmpeg:ffmpeg sox:sox chromium:chromium chromedriver:chromium-driver \
-            nginx:nginx node:nodejs npm:npm; do
+            nginx:nginx jq:jq node:nodejs npm:npm; do
     command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
