@@ -138,7 +138,8 @@ impl HypothesisBuffer {
             .zip(&self.previous)
             .take_while(|(n, p)| same_word(&n.text, &p.text))
             .count();
-        let committed: Vec<TimedWord> = new.drain(..agreed).collect();
+        let mut committed: Vec<TimedWord> = new.drain(..agreed).collect();
+        self.keep_in_order(&mut committed);
         if let Some(last) = committed.last() {
             self.last_committed_time = last.end;
         }
@@ -168,6 +169,17 @@ impl HypothesisBuffer {
         }
     }
 
+    /// Timestamp-token times are rough and a word can seem to start before the previous
+    /// one ended; committed text promises clients times that never go backwards.
+    fn keep_in_order(&self, words: &mut [TimedWord]) {
+        let mut floor = self.last_committed_time;
+        for word in words {
+            word.start = word.start.max(floor);
+            word.end = word.end.max(word.start);
+            floor = word.end;
+        }
+    }
+
     /// Forgets committed words that ended before `time` (their audio was trimmed).
     pub fn forget_before(&mut self, time: f64) {
         self.committed_in_buffer.retain(|w| w.end > time);
@@ -180,7 +192,8 @@ impl HypothesisBuffer {
 
     /// Commits everything pending (end of stream, or a forced cut).
     pub fn commit_all(&mut self) -> Vec<TimedWord> {
-        let words = std::mem::take(&mut self.previous);
+        let mut words = std::mem::take(&mut self.previous);
+        self.keep_in_order(&mut words);
         if let Some(last) = words.last() {
             self.last_committed_time = last.end;
         }
@@ -396,6 +409,20 @@ mod tests {
         ]));
         assert_eq!(texts(&second), vec![" And", " so,"]);
         assert_eq!(texts(buffer.pending()), vec![" my"]);
+    }
+
+    #[test]
+    fn committed_times_never_go_backwards() {
+        let mut buffer = HypothesisBuffer::default();
+        let hypothesis = words(&[
+            (0.0, 1.5, " country"),
+            (1.0, 1.3, " you"),
+            (1.3, 1.2, " ask"),
+        ]);
+        buffer.agree(hypothesis.clone());
+        let agreed = buffer.agree(hypothesis);
+        let times: Vec<(f64, f64)> = agreed.iter().map(|w| (w.start, w.end)).collect();
+        assert_eq!(times, vec![(0.0, 1.5), (1.5, 1.5), (1.5, 1.5)]);
     }
 
     #[test]
