@@ -47,7 +47,6 @@ use tungstenite::{Message, WebSocket};
 
 use crate::audio::{read_wav, to_pcm_bytes, SAMPLE_RATE};
 use crate::config::{ModelArgs, PolicyArgs, ServeArgs};
-use crate::engine::Engine;
 use crate::wer::word_errors;
 
 /// Streams shorter than this are left out of the growth figure (their thirds hold a
@@ -332,13 +331,7 @@ fn run_floor(
     let mut options = args.model.decode_options(threads);
     options.threads = threads;
     options.fit_audio_ctx = fit_audio_ctx;
-    let gpu = cfg!(feature = "cuda") && args.model.gpu;
-    let engine = Engine::load(
-        &args.model.model_path(),
-        &args.model.model_name(),
-        gpu,
-        options,
-    )?;
+    let engine = args.model.load_engine(options)?;
     let mut transcriber = engine.transcriber()?;
     // The first run allocates buffers; keep that out of the numbers.
     let warm_up = &files[0].samples[..files[0].samples.len().min(SAMPLE_RATE as usize * 2)];

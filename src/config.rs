@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
-use crate::engine::{resolve_model_path, DecodeOptions};
+use crate::engine::{resolve_model_path, DecodeOptions, Engine, EngineError};
 use crate::policy::PolicyConfig;
 use crate::pool::StreamConfig;
 
@@ -94,6 +94,21 @@ impl ModelArgs {
 
     pub fn model_path(&self) -> PathBuf {
         resolve_model_path(&self.model_name(), &self.models_dir)
+    }
+
+    /// Whether the GPU is used: asked for, and built with `--features cuda`.
+    pub fn use_gpu(&self) -> bool {
+        cfg!(feature = "cuda") && self.gpu
+    }
+
+    /// Loads the model with these decoding options.
+    pub fn load_engine(&self, options: DecodeOptions) -> Result<Engine, EngineError> {
+        Engine::load(
+            &self.model_path(),
+            &self.model_name(),
+            self.use_gpu(),
+            options,
+        )
     }
 
     pub fn decode_options(&self, threads: u32) -> DecodeOptions {

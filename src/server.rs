@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::audio::SAMPLE_RATE;
 use crate::config::ServeArgs;
-use crate::engine::{Engine, EngineError};
+use crate::engine::EngineError;
 use crate::http::{self, HeadError, HttpResponse, RequestHead, STATIC_FILES};
 use crate::pool::WorkerPool;
 use crate::protocol::SessionOptions;
@@ -68,7 +68,7 @@ impl Server {
         let model_path = args.model.model_path();
         let workers = args.worker_count();
         let threads = args.default_threads();
-        let gpu = cfg!(feature = "cuda") && args.model.gpu;
+        let gpu = args.model.use_gpu();
         let options = args.model.decode_options(threads);
         let threads_per_worker = options.threads;
         log::info!(
@@ -78,7 +78,7 @@ impl Server {
             threads_per_worker,
             if gpu { "GPU" } else { "CPU" }
         );
-        let engine = Engine::load(&model_path, &args.model.model_name(), gpu, options)?;
+        let engine = args.model.load_engine(options)?;
         let pool = WorkerPool::start(
             &engine,
             workers as usize,

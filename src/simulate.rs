@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use crate::audio::{read_wav, SAMPLE_RATE};
 use crate::config::{ServeArgs, SimulateArgs};
-use crate::engine::Engine;
 use crate::policy::{Commit, OnlineProcessor};
 
 /// Summary of a simulation.
@@ -26,14 +25,9 @@ pub struct SimulationReport {
 
 pub fn run(args: &SimulateArgs) -> Result<SimulationReport, Box<dyn std::error::Error>> {
     let audio = read_wav(&args.file)?;
-    let options = args.model.decode_options(ServeArgs::cores());
-    let gpu = cfg!(feature = "cuda") && args.model.gpu;
-    let engine = Engine::load(
-        &args.model.model_path(),
-        &args.model.model_name(),
-        gpu,
-        options,
-    )?;
+    let engine = args
+        .model
+        .load_engine(args.model.decode_options(ServeArgs::cores()))?;
     let mut transcriber = engine.transcriber()?;
     let config = args.policy.stream_config(false);
     let mut processor = OnlineProcessor::new(config.policy);
