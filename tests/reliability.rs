@@ -79,8 +79,7 @@ fn stream_until_first_commit(
         }
         client.send(Message::binary(frame.to_vec())).unwrap();
         sent += frame.len();
-        let due = Duration::from_secs_f64(sent as f64 / 32_000.0);
-        while started.elapsed() < due && drain(client, received, started) {}
+        common::wait_until_due(client, received, started, sent);
     }
     println!(
         "first commit after {:.1} s of audio: {:?}",

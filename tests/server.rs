@@ -155,10 +155,7 @@ fn stream_frames(
             .expect("sending audio");
         sent += frame.len();
         if realtime {
-            let due = Duration::from_secs_f64(sent as f64 / 32_000.0);
-            while started.elapsed() < due {
-                drain(client, &mut received, started);
-            }
+            common::wait_until_due(client, &mut received, started, sent);
         }
     }
     client.send(end).expect("sending the end of stream");
@@ -443,12 +440,11 @@ fn ctrl_c_flushes_every_session() {
     let mut received = Received::default();
     // Six seconds in real time.
     let before_interrupt = &pcm[..6 * 32_000];
-    for (i, frame) in before_interrupt.chunks(FRAME_100MS).enumerate() {
+    let mut sent = 0;
+    for frame in before_interrupt.chunks(FRAME_100MS) {
         client.send(Message::binary(frame.to_vec())).unwrap();
-        let due = Duration::from_secs_f64(((i + 1) * FRAME_100MS) as f64 / 32_000.0);
-        while started.elapsed() < due {
-            drain(&mut client, &mut received, started);
-        }
+        sent += frame.len();
+        common::wait_until_due(&mut client, &mut received, started, sent);
     }
     let committed_before = received.committed.len();
     let interrupted_at = started.elapsed();

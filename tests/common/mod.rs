@@ -251,10 +251,7 @@ pub fn stream_pcm(
             .expect("sending audio");
         sent += frame.len();
         if realtime {
-            let due = Duration::from_secs_f64(sent as f64 / 32_000.0);
-            while started.elapsed() < due {
-                drain(client, &mut received, started);
-            }
+            wait_until_due(client, &mut received, started, sent);
         }
     }
     client
@@ -262,6 +259,23 @@ pub fn stream_pcm(
         .expect("sending eos");
     finish(client, &mut received, started, limit);
     received
+}
+
+/// Real-time pacing: reads what arrives until the audio in `sent_bytes` (s16le, 16 kHz)
+/// is due. Returns false if the connection ended meanwhile.
+pub fn wait_until_due(
+    client: &mut Client,
+    received: &mut Received,
+    started: Instant,
+    sent_bytes: usize,
+) -> bool {
+    let due = Duration::from_secs_f64(sent_bytes as f64 / 32_000.0);
+    while started.elapsed() < due {
+        if !drain(client, received, started) {
+            return false;
+        }
+    }
+    true
 }
 
 /// Reads until the connection closes or `limit` passes.
@@ -387,8 +401,7 @@ pub fn stream_until_closed(
         }
         sent += frame.len();
         if realtime {
-            let due = Duration::from_secs_f64(sent as f64 / 32_000.0);
-            while started.elapsed() < due && drain(client, &mut received, started) {}
+            wait_until_due(client, &mut received, started, sent);
         }
     }
     if eos && received.close.is_none() {
