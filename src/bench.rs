@@ -472,6 +472,10 @@ impl ServerProcess {
                 &args.policy.buffer_trimming_sec.to_string(),
             ])
             .args(["--prompt-chars", &args.policy.prompt_chars.to_string()])
+            .args([
+                "--trim-context-sec",
+                &args.policy.trim_context_sec.to_string(),
+            ])
             .args(["--max-sessions", &clients.max(64).to_string()])
             .args(["--max-session-duration", "0"]);
         if let Some(threads) = model.threads {
@@ -1316,7 +1320,8 @@ fn render_markdown(report: &Report, args: &BenchArgs) -> String {
     );
     let _ = writeln!(
         out,
-        "- Server: {} — model {}, {} worker(s) × {} thread(s), min chunk {} s, beam {}, {} audio ctx",
+        "- Server: {} — model {}, {} worker(s) × {} thread(s), min chunk {} s, buffer trimmed \
+         past {} s keeping {} s of context, beam {}, {} audio ctx",
         if args.url.is_some() {
             format!("{} (as running)", meta.server)
         } else {
@@ -1327,6 +1332,8 @@ fn render_markdown(report: &Report, args: &BenchArgs) -> String {
         info_field("workers"),
         info_field("threads_per_worker"),
         info_field("minimum_chunk_size"),
+        info_field("buffer_trimming_sec"),
+        info_field("trim_context_sec"),
         info_field("beam_size"),
         if meta.full_audio_ctx { "full" } else { "fitted" },
     );

@@ -2,9 +2,10 @@
 //!
 //! The session's audio since the last trim is transcribed again on every update. A word
 //! is committed once two consecutive transcriptions agree on it (the longest common
-//! prefix of the last two hypotheses). Committed text is final. The buffer is trimmed
-//! at the end of a completed segment once it grows past the trimming length, and the
-//! committed text just before the buffer is given to Whisper as a prompt.
+//! prefix of the last two hypotheses). Committed text is final. Once the buffer grows
+//! past the trimming length, committed audio is cut off its front, all but a few seconds
+//! kept as context; the committed text before the buffer can be given to Whisper as a
+//! prompt (off by default).
 
 use crate::audio::SAMPLE_RATE;
 use crate::engine::{Transcript, Word};
@@ -19,14 +20,17 @@ pub struct PolicyConfig {
     pub max_buffer_sec: f64,
     /// Characters of committed text given to Whisper as a prompt.
     pub prompt_chars: usize,
+    /// Seconds of committed audio kept at the front of the buffer when it is trimmed.
+    pub context_sec: f64,
 }
 
 impl Default for PolicyConfig {
     fn default() -> Self {
         PolicyConfig {
-            buffer_trimming_sec: 15.0,
+            buffer_trimming_sec: 6.0,
             max_buffer_sec: 28.0,
             prompt_chars: 0,
+            context_sec: 3.0,
         }
     }
 }
@@ -92,19 +96,19 @@ fn loop_repeats(n: usize) -> usize {
 
 /// Whisper sometimes starts over at the end of a short buffer ("And so my fellow
 /// Americans. And so my fellow Americans.") or loops on one word, and two such
-/// hypotheses can agree. Such repetition is almost never real speech: keep the first
-/// occurrence and cut the hypothesis there.
+/// hypotheses can agree. A decoding loop runs until the token limit, so a phrase that
+/// repeats up to the end of the hypothesis is taken as one: keep its first occurrence.
+/// Repeats followed by other words are speech ("words, words, words, words and …").
 fn truncate_at_repetition(words: &mut Vec<TimedWord>) {
     for start in 0..words.len() {
-        for n in 1..=(words.len() - start) / 2 {
-            let repeats = loop_repeats(n);
-            if start + n * repeats > words.len() {
+        let rest = words.len() - start;
+        for n in 1..=rest / 2 {
+            if rest < n * loop_repeats(n) {
                 continue;
             }
-            let looped = (1..repeats).all(|r| {
-                (0..n).all(|i| same_word(&words[start + i].text, &words[start + r * n + i].text))
-            });
-            if looped {
+            let periodic =
+                (start + n..words.len()).all(|i| same_word(&words[i].text, &words[i - n].text));
+            if periodic {
                 words.truncate(start + n);
                 return;
             }
@@ -127,11 +131,17 @@ impl HypothesisBuffer {
     /// it and the previous one agree on, in order.
     pub fn agree(&mut self, mut hypothesis: Vec<TimedWord>) -> Vec<TimedWord> {
         truncate_at_repetition(&mut hypothesis);
-        let mut new: Vec<TimedWord> = hypothesis
-            .into_iter()
-            .filter(|w| w.start > self.last_committed_time - REHEARD_TOLERANCE_SEC)
-            .collect();
-        self.drop_repeated_ngram(&mut new);
+        let mut new: Vec<TimedWord> = match self.end_of_reheard_text(&hypothesis) {
+            Some(end) => hypothesis.split_off(end),
+            None => {
+                let mut new: Vec<TimedWord> = hypothesis
+                    .into_iter()
+                    .filter(|w| w.start > self.last_committed_time - REHEARD_TOLERANCE_SEC)
+                    .collect();
+                self.drop_repeated_ngram(&mut new);
+                new
+            }
+        };
 
         let agreed = new
             .iter()
@@ -146,6 +156,31 @@ impl HypothesisBuffer {
         self.previous = new;
         self.committed_in_buffer.extend(committed.iter().cloned());
         committed
+    }
+
+    /// Where the committed text still in the buffer ends in `hypothesis`, found by its
+    /// last few words rather than by times: timestamp tokens can be off by seconds
+    /// (squeezed together at the end of a buffer, say), words cannot. `None` when the
+    /// hypothesis does not repeat them near where they were heard.
+    fn end_of_reheard_text(&self, hypothesis: &[TimedWord]) -> Option<usize> {
+        const TAIL_WORDS: usize = 3;
+        const SEARCH_PAST_COMMITTED_SEC: f64 = 1.0;
+        let tail_len = self.committed_in_buffer.len().min(TAIL_WORDS);
+        if tail_len == 0 {
+            return None;
+        }
+        let tail = &self.committed_in_buffer[self.committed_in_buffer.len() - tail_len..];
+        (tail_len..=hypothesis.len())
+            .rev()
+            .filter(|&end| {
+                hypothesis[end - tail_len].start
+                    <= self.last_committed_time + SEARCH_PAST_COMMITTED_SEC
+            })
+            .find(|&end| {
+                tail.iter()
+                    .zip(&hypothesis[end - tail_len..end])
+                    .all(|(c, h)| same_word(&c.text, &h.text))
+            })
     }
 
     /// Whisper re-transcribes the end of the committed text at the start of the buffer:
@@ -304,7 +339,7 @@ impl OnlineProcessor {
         let mut newly = self.hypotheses.agree(hypothesis);
 
         if self.buffer_seconds() > self.config.buffer_trimming_sec {
-            self.trim_at_completed_segment(&transcript.segment_ends);
+            self.trim_keeping_context(&transcript.segment_ends);
         }
         if self.buffer_seconds() > self.config.max_buffer_sec {
             // Nothing agreed for too long: take the current guess rather than let the
@@ -331,23 +366,37 @@ impl OnlineProcessor {
         Commit::from_words(&words)
     }
 
-    /// Cuts the buffer at the end of the last completed segment that lies within the
-    /// committed text (as whisper_streaming's `chunk_completed_segment`).
-    fn trim_at_completed_segment(&mut self, segment_ends: &[f64]) {
+    /// Cuts committed audio off the front of the buffer, keeping the last
+    /// `context_sec` of it: Whisper transcribes a buffer that starts mid-speech or holds
+    /// only a word or two badly (it invents and repeats), and the kept context is
+    /// re-heard and dropped again by the hypothesis buffer. The cut is at the end of a
+    /// completed segment when one lies in the last few seconds before that limit, or
+    /// else at the end of a committed word.
+    fn trim_keeping_context(&mut self, segment_ends: &[f64]) {
+        const PREFER_SEGMENT_WITHIN_SEC: f64 = 3.0;
         let Some(last_committed) = self.committed_end() else {
             return;
         };
-        // The last segment is still being spoken; of the others, cut at the latest one
-        // that ends within the committed text.
-        if segment_ends.len() < 2 {
-            return;
-        }
-        let cut = segment_ends[..segment_ends.len() - 1]
+        let limit = last_committed - self.config.context_sec;
+        let word_cut = self
+            .hypotheses
+            .committed_in_buffer
             .iter()
-            .rev()
+            .chain(self.committed.iter())
+            .map(|w| w.end)
+            .filter(|&end| end <= limit)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let segment_cut = segment_ends
+            .iter()
             .map(|end| end + self.buffer_offset)
-            .find(|&end| end <= last_committed);
-        if let Some(cut) = cut {
+            .filter(|&end| end <= limit)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let cut = if segment_cut >= word_cut - PREFER_SEGMENT_WITHIN_SEC {
+            segment_cut
+        } else {
+            word_cut
+        };
+        if cut > self.buffer_offset {
             self.cut_at(cut);
         }
     }
@@ -506,6 +555,7 @@ mod tests {
         let config = PolicyConfig {
             buffer_trimming_sec: 2.0,
             prompt_chars: 200,
+            context_sec: 1.0,
             ..PolicyConfig::default()
         };
         let mut processor = OnlineProcessor::new(config);
@@ -541,11 +591,65 @@ mod tests {
     }
 
     #[test]
+    fn trimming_keeps_some_committed_audio_as_context() {
+        let config = PolicyConfig {
+            buffer_trimming_sec: 4.0,
+            context_sec: 2.0,
+            ..PolicyConfig::default()
+        };
+        let mut processor = OnlineProcessor::new(config);
+        processor.insert_audio(&vec![0.0; 8 * 16_000]);
+        // One long segment: the cut falls between words, 2 s before the committed end.
+        let spoken: Vec<(f64, f64, &str)> = (0..8)
+            .map(|i| {
+                (
+                    i as f64,
+                    i as f64 + 0.8,
+                    [" a", " b", " c", " d", " e", " f", " g", " h"][i],
+                )
+            })
+            .collect();
+        let hyp = transcript(&spoken, &[7.8]);
+        for _ in 0..2 {
+            processor
+                .process(|_, _| Ok::<_, Infallible>(hyp.clone()))
+                .unwrap();
+        }
+        // All eight words agreed and ended at 7.8 s; the last word ending by 5.8 s is " f".
+        assert!(
+            (processor.buffer_offset - 5.8).abs() < 1e-3,
+            "{}",
+            processor.buffer_offset
+        );
+        assert_eq!(processor.hypotheses.committed_in_buffer.len(), 2);
+    }
+
+    #[test]
+    fn reheard_words_are_found_by_text_when_their_times_are_off() {
+        let mut buffer = HypothesisBuffer::default();
+        let heard = words(&[(4.0, 4.5, " in"), (4.5, 5.0, " his"), (5.0, 6.0, " power")]);
+        buffer.agree(heard.clone());
+        buffer.agree(heard);
+        // The next transcription squeezes every time together, well before 6.0 s.
+        let squeezed = words(&[
+            (4.2, 4.3, " in"),
+            (4.3, 4.4, " his"),
+            (4.4, 4.5, " power"),
+            (4.5, 4.6, " to"),
+            (4.6, 4.7, " do"),
+        ]);
+        buffer.agree(squeezed.clone());
+        assert_eq!(texts(buffer.pending()), vec![" to", " do"]);
+        assert_eq!(texts(&buffer.agree(squeezed)), vec![" to", " do"]);
+    }
+
+    #[test]
     fn the_buffer_never_outgrows_the_limit() {
         let config = PolicyConfig {
             buffer_trimming_sec: 5.0,
             max_buffer_sec: 10.0,
             prompt_chars: 200,
+            ..PolicyConfig::default()
         };
         let mut processor = OnlineProcessor::new(config);
         let mut counter = 0;
@@ -608,6 +712,35 @@ mod tests {
         ]);
         truncate_at_repetition(&mut ones);
         assert_eq!(texts(&ones), vec![" 1"]);
+
+        // A loop cut off by the token limit mid-phrase is still a loop.
+        let mut cut_off = words(&[
+            (0.0, 0.2, " thank"),
+            (0.2, 0.4, " you"),
+            (0.4, 0.6, " so"),
+            (0.6, 0.8, " much"),
+            (0.8, 1.0, " thank"),
+            (1.0, 1.2, " you"),
+            (1.2, 1.4, " so"),
+            (1.4, 1.6, " much"),
+            (1.6, 1.8, " thank"),
+        ]);
+        truncate_at_repetition(&mut cut_off);
+        assert_eq!(texts(&cut_off), vec![" thank", " you", " so", " much"]);
+
+        // Repeats that speech moves on from are kept.
+        let said = words(&[
+            (0.0, 0.2, " words"),
+            (0.2, 0.4, " words"),
+            (0.4, 0.6, " words"),
+            (0.6, 0.8, " words"),
+            (0.8, 1.0, " and"),
+            (1.0, 1.2, " that's"),
+            (1.2, 1.4, " all"),
+        ]);
+        let mut kept = said.clone();
+        truncate_at_repetition(&mut kept);
+        assert_eq!(kept, said);
     }
 
     #[test]

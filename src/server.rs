@@ -329,6 +329,7 @@ fn info(shared: &Shared, detailed: bool) -> serde_json::Value {
             "gpu": shared.gpu,
             "beam_size": args.model.beam_size,
             "buffer_trimming_sec": args.policy.buffer_trimming_sec,
+            "trim_context_sec": args.policy.trim_context_sec,
             "active_sessions": shared.active_sessions.load(Ordering::SeqCst),
             "open_connections": shared.open_connections.load(Ordering::SeqCst),
             "uptime_sec": shared.started.elapsed().as_secs_f64(),
