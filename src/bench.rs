@@ -1335,7 +1335,11 @@ fn render_markdown(report: &Report, args: &BenchArgs) -> String {
         info_field("buffer_trimming_sec"),
         info_field("trim_context_sec"),
         info_field("beam_size"),
-        if meta.full_audio_ctx { "full" } else { "fitted" },
+        if meta.full_audio_ctx {
+            "full"
+        } else {
+            "fitted"
+        },
     );
     let _ = writeln!(
         out,
