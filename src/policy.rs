@@ -337,6 +337,7 @@ impl OnlineProcessor {
             })
             .collect();
         let mut newly = self.hypotheses.agree(hypothesis);
+        self.committed.extend(newly.iter().cloned());
 
         if self.buffer_seconds() > self.config.buffer_trimming_sec {
             self.trim_keeping_context(&transcript.segment_ends);
@@ -344,15 +345,15 @@ impl OnlineProcessor {
         if self.buffer_seconds() > self.config.max_buffer_sec {
             // Nothing agreed for too long: take the current guess rather than let the
             // buffer outgrow Whisper's window.
-            newly.extend(self.hypotheses.commit_all());
-            let cut = newly
-                .last()
-                .or(self.committed.last())
-                .map_or(0.0, |w| w.end)
-                .max(self.buffer_offset + self.buffer_seconds() - self.config.max_buffer_sec / 2.0);
+            let forced = self.hypotheses.commit_all();
+            self.committed.extend(forced.iter().cloned());
+            newly.extend(forced);
+            let cut =
+                self.committed.last().map_or(0.0, |w| w.end).max(
+                    self.buffer_offset + self.buffer_seconds() - self.config.max_buffer_sec / 2.0,
+                );
             self.cut_at(cut);
         }
-        self.committed.extend(newly.iter().cloned());
         self.forget_old_committed();
         Ok(Commit::from_words(&newly))
     }
@@ -374,18 +375,19 @@ impl OnlineProcessor {
     /// else at the end of a committed word.
     fn trim_keeping_context(&mut self, segment_ends: &[f64]) {
         const PREFER_SEGMENT_WITHIN_SEC: f64 = 3.0;
-        let Some(last_committed) = self.committed_end() else {
+        let Some(last_committed) = self.committed.last().map(|w| w.end) else {
             return;
         };
         let limit = last_committed - self.config.context_sec;
+        // Committed times never go backwards: the latest word ending by `limit` is the
+        // first one found from the end.
         let word_cut = self
-            .hypotheses
-            .committed_in_buffer
+            .committed
             .iter()
-            .chain(self.committed.iter())
+            .rev()
             .map(|w| w.end)
-            .filter(|&end| end <= limit)
-            .fold(f64::NEG_INFINITY, f64::max);
+            .find(|&end| end <= limit)
+            .unwrap_or(f64::NEG_INFINITY);
         let segment_cut = segment_ends
             .iter()
             .map(|end| end + self.buffer_offset)
@@ -398,15 +400,6 @@ impl OnlineProcessor {
         };
         if cut > self.buffer_offset {
             self.cut_at(cut);
-        }
-    }
-
-    fn committed_end(&self) -> Option<f64> {
-        let in_hypotheses = self.hypotheses.committed_in_buffer.last().map(|w| w.end);
-        let in_history = self.committed.last().map(|w| w.end);
-        match (in_hypotheses, in_history) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
         }
     }
 
