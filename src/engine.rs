@@ -205,6 +205,10 @@ impl Transcriber {
         params.set_print_realtime(false);
         params.set_print_timestamps(false);
         params.set_suppress_blank(true);
+        // Non-speech tokens ("[", "(", "♪", "*", …) are not decoded at all; the
+        // annotations they would have opened are dropped by `drop_annotations` when
+        // whisper.cpp spells them with other tokens.
+        params.set_suppress_nst(true);
         // Temperature fallback re-decodes a window up to five times; in streaming the next
         // update sees the audio again anyway, so one pass is the better trade.
         params.set_temperature_inc(0.0);
@@ -225,6 +229,7 @@ impl Transcriber {
         }
         self.state.full(params, audio)?;
         let mut transcript = self.collect_words();
+        drop_annotations(&mut transcript.words);
         // Times can overshoot the audio a little (timestamp tokens, the encoder's slack).
         for word in &mut transcript.words {
             word.end = word.end.min(duration);
@@ -298,9 +303,82 @@ fn push_word(words: &mut Vec<Word>, (start, end, bytes): (f64, f64, Vec<u8>)) {
     words.push(Word { start, end, text });
 }
 
+/// Removes what Whisper writes for sounds that are not speech — `[BLANK_AUDIO]`,
+/// `[ Silence ]`, `(upbeat music)`, `*cough*`, `♪` — so that they are never committed as
+/// text. Such an annotation is enclosed in brackets, parentheses or asterisks, and may
+/// span several words; one left open at the end of the hypothesis runs to its end (the
+/// token limit cut it). Words that are only music notes go too.
+pub fn drop_annotations(words: &mut Vec<Word>) {
+    let mut closer: Option<char> = None;
+    words.retain(|word| {
+        let mut inside_any = closer.is_some();
+        let mut outside_text = false;
+        for c in word.text.chars() {
+            match closer {
+                Some(close) if c == close => {
+                    closer = None;
+                    inside_any = true;
+                }
+                Some(_) => {}
+                None => match c {
+                    '[' => closer = Some(']'),
+                    '(' => closer = Some(')'),
+                    '*' => closer = Some('*'),
+                    '♪' | '♫' | '♬' | '♩' => inside_any = true,
+                    c if c.is_alphanumeric() => outside_text = true,
+                    _ => {}
+                },
+            }
+            if closer.is_some() {
+                inside_any = true;
+            }
+        }
+        // A word keeps its place when it has speech outside any annotation
+        // ("word(s)" is rare; "music)" after "(upbeat" is not speech).
+        outside_text || !inside_any
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn words(texts: &[&str]) -> Vec<Word> {
+        texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Word {
+                start: i as f64,
+                end: i as f64 + 0.5,
+                text: t.to_string(),
+            })
+            .collect()
+    }
+
+    fn kept(texts: &[&str]) -> String {
+        let mut w = words(texts);
+        drop_annotations(&mut w);
+        w.iter().map(|w| w.text.as_str()).collect()
+    }
+
+    #[test]
+    fn non_speech_annotations_are_dropped() {
+        assert_eq!(kept(&[" [BLANK_AUDIO]"]), "");
+        assert_eq!(kept(&[" [", " Silence", " ]"]), "");
+        assert_eq!(kept(&[" (music)", " Hello", " there."]), " Hello there.");
+        assert_eq!(kept(&[" [MUSIC]"]), "");
+        assert_eq!(kept(&[" *cough*", " so"]), " so");
+        assert_eq!(kept(&[" (upbeat", " music)"]), "");
+        assert_eq!(kept(&[" ♪", " ♪"]), "");
+        assert_eq!(kept(&[" And", " so", " [", "inaud"]), " And so");
+        assert_eq!(kept(&[" I", " said", " *", "sigh", "*", " yes"]), " I said yes");
+    }
+
+    #[test]
+    fn speech_with_punctuation_is_kept() {
+        let speech = [" Ask", " not,", " what's", " 1-2-3", " done."];
+        assert_eq!(kept(&speech), speech.concat());
+    }
 
     #[test]
     fn model_names_resolve_into_the_models_dir() {

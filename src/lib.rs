@@ -21,4 +21,5 @@ pub mod protocol;
 pub mod server;
 pub mod session;
 pub mod simulate;
+pub mod vad;
 pub mod wer;

@@ -26,14 +26,25 @@ fn main() -> ExitCode {
     }
 }
 
+/// Exit status when a second SIGINT/SIGTERM cuts the graceful shutdown short.
+const FORCED_EXIT: i32 = 130;
+
 fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
+    // SIGINT (Ctrl-C), SIGTERM (systemd, `docker stop`, Kubernetes) and SIGHUP all stop
+    // the server gracefully (ctrlc's `termination` feature); a second one exits at once.
+    let signals = std::sync::atomic::AtomicUsize::new(0);
     ctrlc::set_handler(move || {
-        let _ = stop_tx.try_send(());
+        if signals.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            let _ = stop_tx.try_send(());
+        } else {
+            eprintln!("second stop signal: exiting now, without flushing sessions");
+            std::process::exit(FORCED_EXIT);
+        }
     })?;
     let server = Server::start(args)?;
     let _ = stop_rx.recv();
-    log::info!("shutting down: flushing sessions");
+    log::info!("shutting down: flushing sessions (a second Ctrl-C/SIGTERM exits at once)");
     server.shutdown();
     Ok(())
 }

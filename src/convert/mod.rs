@@ -12,6 +12,7 @@
 pub mod ct2;
 pub mod ggml;
 pub mod mel;
+pub mod onnx;
 pub mod vocab;
 
 use std::fmt;
