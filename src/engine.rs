@@ -371,7 +371,10 @@ mod tests {
         assert_eq!(kept(&[" (upbeat", " music)"]), "");
         assert_eq!(kept(&[" ♪", " ♪"]), "");
         assert_eq!(kept(&[" And", " so", " [", "inaud"]), " And so");
-        assert_eq!(kept(&[" I", " said", " *", "sigh", "*", " yes"]), " I said yes");
+        assert_eq!(
+            kept(&[" I", " said", " *", "sigh", "*", " yes"]),
+            " I said yes"
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! CTranslate2 Whisper model → whisper.cpp ggml converter.
+//! Model converters to whisper.cpp's ggml files: CTranslate2 Whisper models and
+//! Silero VAD's ONNX model.
 //!
 //! [`convert_ct2_dir`] reads a CTranslate2 model directory (`model.bin`, `vocabulary.txt`
 //! and, optionally, `config.json`) and writes the single-file ggml model whisper.cpp
@@ -8,11 +9,18 @@
 //! * [`ggml`]: hyper-parameters, the tensor mapping and the ggml writer;
 //! * [`mel`]: the mel filterbank stored in the ggml file;
 //! * [`vocab`]: GPT-2 byte-level token decoding.
+//!
+//! [`silero::convert_silero_onnx`] reads Silero's ONNX file ([`onnx`]: a minimal
+//! protobuf reader) and writes the VAD file whisper.cpp and [`crate::vad`] load.
+//!
+//! Both write to a temporary file that is renamed into place at the end: a failed
+//! conversion leaves nothing behind.
 
 pub mod ct2;
 pub mod ggml;
 pub mod mel;
 pub mod onnx;
+pub mod silero;
 pub mod vocab;
 
 use std::fmt;
@@ -147,6 +155,59 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ConvertError + '_ {
     }
 }
 
+/// An error of a conversion step: the input's, or the writer's (an I/O error on the
+/// temporary file).
+pub enum WriteError {
+    Convert(ConvertError),
+    Io(std::io::Error),
+}
+
+impl From<ConvertError> for WriteError {
+    fn from(e: ConvertError) -> Self {
+        WriteError::Convert(e)
+    }
+}
+
+impl From<std::io::Error> for WriteError {
+    fn from(e: std::io::Error) -> Self {
+        WriteError::Io(e)
+    }
+}
+
+/// The writer a conversion writes to.
+pub type Output = ggml::CountingWriter<BufWriter<File>>;
+
+/// Runs `write` on `<output>.tmp` beside `output`, then syncs and renames it into place;
+/// on any error nothing is left at either path. Returns the bytes written.
+fn write_atomically(
+    output: &Path,
+    write: impl FnOnce(&mut Output) -> Result<(), WriteError>,
+) -> Result<u64, ConvertError> {
+    let mut tmp_name = output.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let mut tmp = TempFile {
+        path: output.with_file_name(tmp_name),
+        keep: false,
+    };
+    let file = File::create(&tmp.path).map_err(io_err(&tmp.path))?;
+    let mut w = ggml::CountingWriter::new(BufWriter::with_capacity(1 << 20, file));
+    match write(&mut w) {
+        Ok(()) => {}
+        Err(WriteError::Convert(e)) => return Err(e),
+        Err(WriteError::Io(e)) => return Err(io_err(&tmp.path)(e)),
+    }
+    let bytes_written = w.bytes;
+    let file = w
+        .into_inner()
+        .into_inner()
+        .map_err(|e| io_err(&tmp.path)(e.into_error()))?;
+    file.sync_all().map_err(io_err(&tmp.path))?;
+    drop(file);
+    fs::rename(&tmp.path, output).map_err(io_err(output))?;
+    tmp.keep = true;
+    Ok(bytes_written)
+}
+
 /// Convert the CTranslate2 Whisper model in `input_dir` to a whisper.cpp ggml file.
 ///
 /// The file is written to `<output>.tmp` beside `output` and renamed into place at the
@@ -184,30 +245,14 @@ pub fn convert_ct2_dir(input_dir: &Path, output: &Path) -> Result<ConvertReport,
     let filters = mel::mel_filterbank(SAMPLE_RATE, N_FFT, hparams.n_mels as usize);
     let plan = ggml::tensor_plan(&model, &hparams);
 
-    let mut tmp_name = output.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = TempFile {
-        path: output.with_file_name(tmp_name),
-        keep: false,
-    };
-    let file = File::create(&tmp.path).map_err(io_err(&tmp.path))?;
-    let mut w = ggml::CountingWriter::new(BufWriter::with_capacity(1 << 20, file));
-
-    ggml::write_header(&mut w, &hparams, &filters, &tokens).map_err(io_err(&tmp.path))?;
-    for tensor in &plan {
-        let data = ggml::materialize(&model, tensor)?;
-        ggml::write_tensor(&mut w, tensor, &data).map_err(io_err(&tmp.path))?;
-    }
-    let bytes_written = w.bytes;
-    let file = w
-        .into_inner()
-        .into_inner()
-        .map_err(|e| io_err(&tmp.path)(e.into_error()))?;
-    file.sync_all().map_err(io_err(&tmp.path))?;
-    drop(file);
-    fs::rename(&tmp.path, output).map_err(io_err(output))?;
-    let mut tmp = tmp;
-    tmp.keep = true;
+    let bytes_written = write_atomically(output, |w| {
+        ggml::write_header(w, &hparams, &filters, &tokens)?;
+        for tensor in &plan {
+            let data = ggml::materialize(&model, tensor)?;
+            ggml::write_tensor(w, tensor, &data)?;
+        }
+        Ok(())
+    })?;
 
     Ok(ConvertReport {
         hparams,

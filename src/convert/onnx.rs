@@ -162,7 +162,7 @@ fn parse_tensor(body: &[u8]) -> Result<Option<Initializer>, ConvertError> {
                         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
                 );
             }
-            (13, _) => external = true, // external_data
+            (13, _) => external = true,                // external_data
             (14, Value::Varint(1)) => external = true, // data_location = EXTERNAL
             _ => {}
         }
@@ -320,7 +320,10 @@ mod tests {
             .to_string();
         assert!(err.contains("model.a") && err.contains("8 bytes"), "{err}");
         let huge = model(&[tensor("h", &[usize::MAX, 4], &[])]);
-        assert!(initializers(&huge).unwrap_err().to_string().contains("overflows"));
+        assert!(initializers(&huge)
+            .unwrap_err()
+            .to_string()
+            .contains("overflows"));
         let mut external = tensor("model.e", &[1], &[1.0]);
         varint_field(&mut external, 14, 1);
         let err = initializers(&model(&[external])).unwrap_err().to_string();

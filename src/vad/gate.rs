@@ -245,7 +245,13 @@ mod tests {
         let last = events.last().unwrap();
         // Window 22 with windows 20 and 21 as padding.
         assert_eq!(shape(std::slice::from_ref(last)), vec!["20+3"]);
-        assert_eq!(events.iter().filter(|e| **e == GateEvent::EndOfUtterance).count(), 1);
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| **e == GateEvent::EndOfUtterance)
+                .count(),
+            1
+        );
     }
 
     #[test]
