@@ -2,15 +2,17 @@
 //! names of the original Python server (MODEL, LANGUAGE, MINIMUM_CHUNK_SIZE, HOST, PORT,
 //! USE_VOICE_ACTIVITY_*) keep working.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
+use crate::audio::SAMPLE_RATE;
 use crate::engine::{resolve_model_path, DecodeOptions, Engine, EngineError};
 use crate::policy::PolicyConfig;
 use crate::pool::StreamConfig;
+use crate::vad::GateConfig;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -165,6 +167,69 @@ impl PolicyArgs {
     }
 }
 
+/// Voice activity: the controller (VAC) and the filter (VAD), both Silero.
+#[derive(Debug, Clone, Args)]
+pub struct VoiceArgs {
+    /// Voice activity controller: only speech is transcribed, and each utterance is
+    /// committed as soon as it ends (a pause of --vac-min-silence-ms). Clients can
+    /// choose per connection with `?vac=1` or `?vac=0`.
+    #[arg(long = "vac", env = "USE_VOICE_ACTIVITY_CONTROLLER", default_value_t = false,
+          action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub vac: bool,
+    /// Voice activity detection: each transcription skips the audio Silero finds no
+    /// speech in (faster-whisper's `vad_filter`, as the original server used it).
+    #[arg(long = "vad", env = "USE_VOICE_ACTIVITY_DETECTION", default_value_t = false,
+          action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub vad: bool,
+    /// Silero VAD model: a name looked up as MODELS_DIR/ggml-NAME.bin, or a path.
+    #[arg(long, env = "VAD_MODEL", default_value = "silero-v6.2.0")]
+    pub vad_model: String,
+    /// Milliseconds of silence that end an utterance (its text is then committed).
+    #[arg(long, env = "VAC_MIN_SILENCE_MS", default_value_t = 500,
+          value_parser = clap::value_parser!(u32).range(100..=10_000))]
+    pub vac_min_silence_ms: u32,
+    /// Speech probability (0–1) from which Silero's window counts as speech.
+    #[arg(long, env = "VAC_THRESHOLD", default_value_t = 0.5, value_parser = probability)]
+    pub vac_threshold: f32,
+    /// Milliseconds of audio before the detected start of speech that are transcribed
+    /// with it (Silero notices speech a little after it starts).
+    #[arg(long, env = "VAC_PADDING_MS", default_value_t = 300,
+          value_parser = clap::value_parser!(u32).range(0..=2_000))]
+    pub vac_padding_ms: u32,
+}
+
+impl VoiceArgs {
+    /// Where the Silero model is.
+    pub fn vad_model_path(&self, models_dir: &Path) -> PathBuf {
+        resolve_model_path(&self.vad_model, models_dir)
+    }
+
+    /// Whether the Silero model must be loaded at start-up.
+    pub fn needs_model(&self) -> bool {
+        self.vac || self.vad
+    }
+
+    /// The controller's settings.
+    pub fn gate_config(&self) -> GateConfig {
+        let samples = |ms: u32| (ms as usize) * SAMPLE_RATE as usize / 1000;
+        GateConfig {
+            threshold: self.vac_threshold,
+            neg_threshold: (self.vac_threshold - 0.15).max(0.01),
+            min_silence: samples(self.vac_min_silence_ms),
+            pad_before: samples(self.vac_padding_ms),
+        }
+    }
+}
+
+fn probability(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(p) if (0.05..=0.95).contains(&p) => Ok(p),
+        _ => Err(format!(
+            "{text:?} is not a probability between 0.05 and 0.95"
+        )),
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
@@ -180,16 +245,8 @@ pub struct ServeArgs {
     /// Worker threads, each with its own whisper state. [default: CPU cores / 2, at least 1]
     #[arg(long, env = "WORKERS", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub workers: Option<u32>,
-    /// Voice activity controller of the original server (not supported yet; ignored
-    /// with a warning).
-    #[arg(long = "vac", env = "USE_VOICE_ACTIVITY_CONTROLLER", default_value_t = false,
-          action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
-    pub voice_activity_controller: bool,
-    /// Voice activity detection of the original server (not supported yet; ignored with
-    /// a warning).
-    #[arg(long = "vad", env = "USE_VOICE_ACTIVITY_DETECTION", default_value_t = false,
-          action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
-    pub voice_activity_detection: bool,
+    #[command(flatten)]
+    pub voice: VoiceArgs,
     /// Most WebSocket sessions at once; more are refused with HTTP 503.
     #[arg(long, env = "MAX_SESSIONS", default_value_t = 64)]
     pub max_sessions: usize,
@@ -256,6 +313,8 @@ pub struct SimulateArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub voice: VoiceArgs,
     /// Feed the audio as fast as possible instead of in real time.
     #[arg(long)]
     pub fast: bool,
@@ -306,7 +365,17 @@ mod tests {
         assert!(Cli::try_parse_from(["reswhis", "--min-chunk-size", "0"]).is_err());
         assert!(Cli::try_parse_from(["reswhis", "--vad", "maybe"]).is_err());
         let vad = Cli::try_parse_from(["reswhis", "--vad", "True"]).unwrap();
-        assert!(vad.serve.voice_activity_detection);
+        assert!(vad.serve.voice.vad);
+        assert!(!vad.serve.voice.vac);
+        assert!(Cli::try_parse_from(["reswhis", "--vac-threshold", "1.5"]).is_err());
+        let vac =
+            Cli::try_parse_from(["reswhis", "--vac", "on", "--vac-min-silence-ms", "800"]).unwrap();
+        assert!(vac.serve.voice.vac);
+        assert_eq!(vac.serve.voice.gate_config().min_silence, 12_800);
+        assert_eq!(
+            vac.serve.voice.vad_model_path(Path::new("models")),
+            PathBuf::from("models/ggml-silero-v6.2.0.bin")
+        );
         let path = Cli::try_parse_from(["reswhis", "--model", "/m/ggml-base.en.bin"]).unwrap();
         assert_eq!(path.serve.model.model_label(), "base.en");
         let custom = Cli::try_parse_from(["reswhis", "--model", "my.bin"]).unwrap();

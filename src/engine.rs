@@ -11,6 +11,8 @@ use whisper_rs::{
 };
 
 use crate::audio::SAMPLE_RATE;
+use crate::vad::filter::{FilterConfig, Filtered};
+use crate::vad::{Silero, SileroModel};
 
 /// One recognised word, with times in seconds relative to the start of the audio that
 /// was transcribed. `text` keeps Whisper's leading space (" hello"), so concatenating
@@ -85,6 +87,8 @@ pub struct Engine {
     options: DecodeOptions,
     model_path: PathBuf,
     multilingual: bool,
+    /// Silero, when each transcription is VAD-filtered (`--vad`).
+    vad_filter: Option<Arc<SileroModel>>,
 }
 
 impl Engine {
@@ -134,7 +138,14 @@ impl Engine {
             options,
             model_path: path.to_path_buf(),
             multilingual,
+            vad_filter: None,
         })
+    }
+
+    /// Filters every transcription with this Silero model (`--vad`).
+    pub fn with_vad_filter(mut self, model: Arc<SileroModel>) -> Engine {
+        self.vad_filter = Some(model);
+        self
     }
 
     pub fn model_path(&self) -> &Path {
@@ -156,6 +167,7 @@ impl Engine {
             context: Arc::clone(&self.context),
             state,
             options: self.options.clone(),
+            vad_filter: self.vad_filter.clone().map(Silero::new),
         })
     }
 }
@@ -165,6 +177,7 @@ pub struct Transcriber {
     context: Arc<WhisperContext>,
     state: WhisperState,
     options: DecodeOptions,
+    vad_filter: Option<Silero>,
 }
 
 /// Segments above this no-speech probability are dropped.
@@ -183,6 +196,26 @@ impl Transcriber {
     /// Transcribes `audio` (16 kHz mono, -1..1), conditioned on `prompt` (the text that
     /// came before it).
     pub fn transcribe(&mut self, audio: &[f32], prompt: &str) -> Result<Transcript, EngineError> {
+        let Some(silero) = &mut self.vad_filter else {
+            return self.transcribe_all(audio, prompt);
+        };
+        let filtered = Filtered::detect(silero, audio, &FilterConfig::default());
+        if filtered.is_empty() {
+            return Ok(Transcript::default());
+        }
+        let mut transcript = self.transcribe_all(&filtered.audio, prompt)?;
+        for word in &mut transcript.words {
+            word.start = filtered.original_seconds(word.start);
+            word.end = filtered.original_seconds(word.end);
+        }
+        for end in &mut transcript.segment_ends {
+            *end = filtered.original_seconds(*end);
+        }
+        Ok(transcript)
+    }
+
+    /// Transcribes all of `audio`.
+    fn transcribe_all(&mut self, audio: &[f32], prompt: &str) -> Result<Transcript, EngineError> {
         if audio.is_empty() {
             return Ok(Transcript::default());
         }

@@ -18,6 +18,7 @@ pub mod http;
 pub mod policy;
 pub mod pool;
 pub mod protocol;
+pub mod scenario;
 pub mod server;
 pub mod session;
 pub mod simulate;

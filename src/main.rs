@@ -61,5 +61,11 @@ fn simulate(args: &reswhis::config::SimulateArgs) -> Result<(), Box<dyn std::err
         report.transcribe_seconds / report.audio_seconds.max(1e-9),
         mean(&report.latencies),
     );
+    if let Some(wer) = report.wer {
+        eprintln!(
+            "WER {:.1}% against the reference beside the file",
+            wer * 100.0
+        );
+    }
     Ok(())
 }

@@ -57,6 +57,25 @@ impl Commit {
     }
 }
 
+/// A run of contiguous audio on the stream's clock, as a stream hands it over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Piece {
+    /// Stream index (in samples) of the first sample.
+    pub at: u64,
+    pub audio: Vec<f32>,
+    /// The utterance ends with this piece: everything pending is committed after it.
+    pub ends_utterance: bool,
+}
+
+/// What one [`OnlineProcessor::update`] did.
+#[derive(Debug, Default, PartialEq)]
+pub struct UpdateOutcome {
+    /// Newly committed text, in order.
+    pub commits: Vec<Commit>,
+    /// Whisper calls made.
+    pub transcriptions: usize,
+}
+
 /// Words compare equal when they differ only in case, surrounding space or punctuation:
 /// Whisper often re-punctuates a word as more audio arrives, which is no disagreement
 /// about what was said.
@@ -247,8 +266,10 @@ pub struct OnlineProcessor {
     hypotheses: HypothesisBuffer,
     /// Everything committed so far (kept for the prompt; trimmed to what it needs).
     committed: Vec<TimedWord>,
-    /// Total audio received, in samples.
+    /// Total audio received, in samples: the stream index of the next sample.
     received: u64,
+    /// Samples inserted since the last transcription.
+    unprocessed: usize,
 }
 
 impl OnlineProcessor {
@@ -260,12 +281,48 @@ impl OnlineProcessor {
             hypotheses: HypothesisBuffer::default(),
             committed: Vec::new(),
             received: 0,
+            unprocessed: 0,
         }
     }
 
+    /// Appends audio that follows the last sample received.
     pub fn insert_audio(&mut self, samples: &[f32]) {
         self.audio.extend_from_slice(samples);
         self.received += samples.len() as u64;
+        self.unprocessed += samples.len();
+    }
+
+    /// Appends audio whose first sample has stream index `at`. Audio left out before it
+    /// (silence the voice activity controller did not forward) is skipped when the buffer
+    /// is empty, which it is after every utterance; inside an utterance a gap is filled
+    /// with silence, so the buffer's times stay the stream's.
+    pub fn insert_audio_at(&mut self, at: u64, samples: &[f32]) {
+        if at > self.received {
+            let gap = at - self.received;
+            debug_assert!(
+                self.audio.is_empty() || gap < SAMPLE_RATE as u64,
+                "gap {gap} in speech"
+            );
+            if self.audio.is_empty() {
+                self.buffer_offset = at as f64 / SAMPLE_RATE as f64;
+                self.received = at;
+            } else {
+                self.insert_audio(&vec![0.0; gap as usize]);
+            }
+        }
+        // Audio the buffer already has (never sent twice by the session) is dropped.
+        let overlap = (self.received.saturating_sub(at) as usize).min(samples.len());
+        self.insert_audio(&samples[overlap..]);
+    }
+
+    /// Whether audio arrived since the last transcription.
+    pub fn has_unprocessed_audio(&self) -> bool {
+        self.unprocessed > 0
+    }
+
+    /// Samples that arrived since the last transcription.
+    pub fn unprocessed_samples(&self) -> usize {
+        self.unprocessed
     }
 
     /// Seconds of audio in the buffer.
@@ -306,6 +363,46 @@ impl OnlineProcessor {
             .collect()
     }
 
+    /// Takes a stream's new audio and runs what it calls for: each utterance that ended
+    /// is transcribed (unless nothing arrived since the last time) and committed in
+    /// full; so is everything at the end of the stream; otherwise the buffer is
+    /// transcribed once at least `min_samples` arrived since the last time.
+    pub fn update<E>(
+        &mut self,
+        pieces: Vec<Piece>,
+        end_of_stream: bool,
+        min_samples: usize,
+        mut transcribe: impl FnMut(&[f32], &str) -> Result<Transcript, E>,
+    ) -> Result<UpdateOutcome, E> {
+        let mut outcome = UpdateOutcome::default();
+        for piece in pieces {
+            self.insert_audio_at(piece.at, &piece.audio);
+            if piece.ends_utterance {
+                self.finalize(&mut transcribe, &mut outcome)?;
+            }
+        }
+        if end_of_stream {
+            self.finalize(&mut transcribe, &mut outcome)?;
+        } else if self.unprocessed >= min_samples.max(1) {
+            outcome.transcriptions += 1;
+            outcome.commits.extend(self.process(&mut transcribe)?);
+        }
+        Ok(outcome)
+    }
+
+    fn finalize<E>(
+        &mut self,
+        transcribe: &mut impl FnMut(&[f32], &str) -> Result<Transcript, E>,
+        outcome: &mut UpdateOutcome,
+    ) -> Result<(), E> {
+        if self.has_unprocessed_audio() {
+            outcome.transcriptions += 1;
+            outcome.commits.extend(self.process(transcribe)?);
+        }
+        outcome.commits.extend(self.finish());
+        Ok(())
+    }
+
     /// Transcribes the whole buffer and returns what became final. `transcribe` is the
     /// engine (audio, prompt) → words relative to the audio.
     pub fn process<E>(
@@ -315,6 +412,7 @@ impl OnlineProcessor {
         if self.audio.is_empty() {
             return Ok(None);
         }
+        self.unprocessed = 0;
         let prompt = self.prompt();
         let transcript = transcribe(&self.audio, &prompt)?;
         let offset = self.buffer_offset;

@@ -19,7 +19,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::audio::SAMPLE_RATE;
 use crate::engine::{Engine, EngineError, Transcriber};
-use crate::policy::{Commit, OnlineProcessor, PolicyConfig};
+use crate::policy::{Commit, OnlineProcessor, Piece, PolicyConfig};
 use crate::protocol::ServerMessage;
 
 /// What a stream's connection receives from the workers.
@@ -44,13 +44,48 @@ pub struct StreamConfig {
 
 #[derive(Debug, Default)]
 struct Inbox {
-    /// Audio received and not yet taken by a worker.
-    audio: Vec<f32>,
+    /// Audio received and not yet taken by a worker, in stream order.
+    pieces: Vec<Piece>,
+    /// Samples in `pieces`.
+    samples: usize,
+    /// Stream index after the last sample received.
+    next_at: u64,
     end_of_stream: bool,
     cancelled: bool,
     /// On the queue or being processed.
     scheduled: bool,
+    /// When the stream last went on the queue (for the queue-wait figures).
+    queued_at: Option<Instant>,
     finished: bool,
+}
+
+impl Inbox {
+    fn push(&mut self, at: u64, samples: &[f32]) {
+        self.samples += samples.len();
+        self.next_at = self.next_at.max(at + samples.len() as u64);
+        match self.pieces.last_mut() {
+            Some(last) if !last.ends_utterance && last.at + last.audio.len() as u64 == at => {
+                last.audio.extend_from_slice(samples);
+            }
+            _ => self.pieces.push(Piece {
+                at,
+                audio: samples.to_vec(),
+                ends_utterance: false,
+            }),
+        }
+    }
+
+    fn end_utterance(&mut self) {
+        match self.pieces.last_mut() {
+            Some(last) => last.ends_utterance = true,
+            // The worker took the audio already: an empty piece carries the mark.
+            None => self.pieces.push(Piece {
+                at: self.next_at,
+                audio: Vec::new(),
+                ends_utterance: true,
+            }),
+        }
+    }
 }
 
 /// Test hook: with `StreamConfig::fault_injection` on (the hidden `--fault-injection`
@@ -79,21 +114,22 @@ impl Stream {
         let _ = self.events.send(StreamEvent::Message(message));
     }
 
-    fn send_commit(&self, commit: Option<Commit>) {
-        if let Some(commit) = commit {
-            self.send(ServerMessage::committed(
-                commit.start,
-                commit.end,
-                commit.text,
-            ));
-        }
+    fn send_commit(&self, commit: Commit) {
+        self.send(ServerMessage::committed(
+            commit.start,
+            commit.end,
+            commit.text,
+        ));
     }
 
     /// Decides under the inbox lock whether the stream should go (back) on the queue.
     fn wants_turn(&self, inbox: &mut Inbox) -> bool {
-        let ready = inbox.end_of_stream || inbox.audio.len() >= self.min_chunk_samples;
+        let ready = inbox.end_of_stream
+            || inbox.samples >= self.min_chunk_samples
+            || inbox.pieces.iter().any(|p| p.ends_utterance);
         if ready && !inbox.scheduled && !inbox.finished && !inbox.cancelled {
             inbox.scheduled = true;
+            inbox.queued_at = Some(Instant::now());
             true
         } else {
             false
@@ -211,26 +247,40 @@ pub struct StreamHandle {
 }
 
 impl StreamHandle {
-    /// Adds audio. Returns the seconds of audio waiting for a worker, so the caller can
-    /// stop reading from a client that is far ahead of the pool.
-    pub fn push_audio(&self, samples: &[f32]) -> f64 {
+    /// Adds audio that follows what was received before.
+    pub fn push_audio(&self, samples: &[f32]) {
+        let at = self.stream.inbox().next_at;
+        self.push_audio_at(at, samples);
+    }
+
+    /// Adds audio whose first sample has stream index `at` (past the audio received so
+    /// far: the voice activity controller leaves silence out).
+    pub fn push_audio_at(&self, at: u64, samples: &[f32]) {
+        self.update_inbox(|inbox| inbox.push(at, samples));
+    }
+
+    /// The utterance whose audio was pushed last has ended: it is transcribed and all of
+    /// its text committed without waiting for more audio.
+    pub fn end_utterance(&self) {
+        self.update_inbox(Inbox::end_utterance);
+    }
+
+    fn update_inbox(&self, change: impl FnOnce(&mut Inbox)) {
         let mut inbox = self.stream.inbox();
         if inbox.end_of_stream || inbox.cancelled {
-            return 0.0;
+            return;
         }
-        inbox.audio.extend_from_slice(samples);
-        let backlog = inbox.audio.len() as f64 / SAMPLE_RATE as f64;
+        change(&mut inbox);
         let schedule = self.stream.wants_turn(&mut inbox);
         drop(inbox);
         if schedule {
             self.enqueue();
         }
-        backlog
     }
 
     /// Seconds of audio waiting for a worker.
     pub fn backlog_seconds(&self) -> f64 {
-        self.stream.inbox().audio.len() as f64 / SAMPLE_RATE as f64
+        self.stream.inbox().samples as f64 / SAMPLE_RATE as f64
     }
 
     /// No more audio: the rest is transcribed, then `Finished` arrives.
@@ -251,7 +301,8 @@ impl StreamHandle {
     pub fn cancel(&self) {
         let mut inbox = self.stream.inbox();
         inbox.cancelled = true;
-        inbox.audio = Vec::new();
+        inbox.pieces = Vec::new();
+        inbox.samples = 0;
     }
 
     pub fn has_ended(&self) -> bool {
@@ -287,12 +338,14 @@ fn worker_loop(
             Err(_) if stop.load(Ordering::SeqCst) => return,
             Err(_) => continue,
         };
-        let (audio, end_of_stream, cancelled) = {
+        let (pieces, end_of_stream, cancelled, queued_at) = {
             let mut inbox = stream.inbox();
+            inbox.samples = 0;
             (
-                std::mem::take(&mut inbox.audio),
+                std::mem::take(&mut inbox.pieces),
                 inbox.end_of_stream,
                 inbox.cancelled,
+                inbox.queued_at.take(),
             )
         };
         if cancelled {
@@ -303,7 +356,15 @@ fn worker_loop(
         }
         stats.busy_workers.fetch_add(1, Ordering::Relaxed);
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            update_stream(&stream, &mut transcriber, &audio, end_of_stream, &stats)
+            let queue_wait = queued_at.map_or(Duration::ZERO, |t| t.elapsed());
+            update_stream(
+                &stream,
+                &mut transcriber,
+                pieces,
+                end_of_stream,
+                queue_wait,
+                &stats,
+            )
         }));
         stats.busy_workers.fetch_sub(1, Ordering::Relaxed);
         let failed = match outcome {
@@ -336,7 +397,8 @@ fn worker_loop(
             inbox.scheduled = false;
             if failed || end_of_stream {
                 inbox.finished = true;
-                inbox.audio = Vec::new();
+                inbox.pieces = Vec::new();
+                inbox.samples = 0;
             }
             stream.wants_turn(&mut inbox)
         };
@@ -354,27 +416,42 @@ fn worker_loop(
 fn update_stream(
     stream: &Stream,
     transcriber: &mut Transcriber,
-    audio: &[f32],
+    pieces: Vec<Piece>,
     end_of_stream: bool,
+    queue_wait: Duration,
     stats: &PoolStats,
 ) -> Result<(), EngineError> {
-    if stream.fault_injection && audio.first() == Some(&crate::audio::sample_to_f32(PANIC_SAMPLE)) {
+    let panic_requested = stream.fault_injection
+        && pieces.first().and_then(|p| p.audio.first())
+            == Some(&crate::audio::sample_to_f32(PANIC_SAMPLE));
+    if panic_requested {
         panic!("fault injection: panic requested by the client's audio");
     }
     let mut processor = stream.processor.lock().unwrap_or_else(|e| e.into_inner());
-    processor.insert_audio(audio);
-    let started = Instant::now();
-    let commit = processor.process(|audio, prompt| transcriber.transcribe(audio, prompt))?;
-    let elapsed: Duration = started.elapsed();
-    stats
-        .transcribe_micros
-        .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
-    stats.updates.fetch_add(1, Ordering::Relaxed);
-    stream.send_commit(commit);
+    let transcribe = |audio: &[f32], prompt: &str| {
+        let started = Instant::now();
+        let transcript = transcriber.transcribe(audio, prompt);
+        let elapsed = started.elapsed();
+        log::debug!(
+            "update: {:.0} ms on {:.1} s of audio, queued {:.0} ms",
+            elapsed.as_secs_f64() * 1000.0,
+            audio.len() as f64 / SAMPLE_RATE as f64,
+            queue_wait.as_secs_f64() * 1000.0
+        );
+        stats
+            .transcribe_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        stats.updates.fetch_add(1, Ordering::Relaxed);
+        transcript
+    };
+    let outcome = processor.update(pieces, end_of_stream, stream.min_chunk_samples, transcribe)?;
+    let changed = outcome.transcriptions > 0 || !outcome.commits.is_empty();
+    for commit in outcome.commits {
+        stream.send_commit(commit);
+    }
     if end_of_stream {
-        stream.send_commit(processor.finish());
         stream.send(ServerMessage::done());
-    } else if stream.interim {
+    } else if stream.interim && changed {
         stream.send(ServerMessage::interim(processor.pending_text()));
     }
     Ok(())

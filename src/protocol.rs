@@ -108,6 +108,9 @@ fn seconds_to_ms(seconds: f64) -> u64 {
 pub struct SessionOptions {
     /// Send `interim` messages.
     pub interim: bool,
+    /// Use the voice activity controller (`?vac=1`) or not (`?vac=0`); the server's
+    /// setting when absent.
+    pub vac: Option<bool>,
     /// The API key, for clients that cannot set an `Authorization` header (browsers).
     pub token: Option<String>,
 }
@@ -119,7 +122,8 @@ impl SessionOptions {
         let mut options = SessionOptions::default();
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
             match key.as_ref() {
-                "interim" => options.interim = parse_flag(&value)?,
+                "interim" => options.interim = parse_flag("interim", &value)?,
+                "vac" => options.vac = Some(parse_flag("vac", &value)?),
                 "token" => options.token = Some(value.into_owned()),
                 _ => {}
             }
@@ -128,11 +132,11 @@ impl SessionOptions {
     }
 }
 
-fn parse_flag(value: &str) -> Result<bool, String> {
+fn parse_flag(key: &str, value: &str) -> Result<bool, String> {
     match value {
         "" | "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
-        other => Err(format!("interim={other:?}: use 1 or 0")),
+        other => Err(format!("{key}={other:?}: use 1 or 0")),
     }
 }
 
@@ -198,9 +202,21 @@ mod tests {
             SessionOptions::from_query("interim=1&token=a%20b&x=y"),
             Ok(SessionOptions {
                 interim: true,
+                vac: None,
                 token: Some("a b".into())
             })
         );
+        assert_eq!(
+            SessionOptions::from_query("vac=0").map(|o| o.vac),
+            Ok(Some(false))
+        );
+        assert_eq!(
+            SessionOptions::from_query("vac=1").map(|o| o.vac),
+            Ok(Some(true))
+        );
+        assert!(SessionOptions::from_query("vac=2")
+            .unwrap_err()
+            .contains("vac"));
         assert_eq!(
             SessionOptions::from_query(""),
             Ok(SessionOptions::default())

@@ -17,11 +17,14 @@ use crate::http::{self, HeadError, HttpResponse, RequestHead, STATIC_FILES};
 use crate::pool::WorkerPool;
 use crate::protocol::SessionOptions;
 use crate::session::{self, SessionLimits, ShutdownSignal};
+use crate::vad::{SileroError, SileroModel, VoiceController};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Vad(#[from] SileroError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -36,6 +39,8 @@ struct Shared {
     gpu: bool,
     threads_per_worker: u32,
     pool: WorkerPool,
+    /// The Silero model, when it could be loaded (required with --vac or --vad).
+    silero: Option<Arc<SileroModel>>,
     limits: SessionLimits,
     shutting_down: AtomicBool,
     open_connections: AtomicUsize,
@@ -59,11 +64,7 @@ pub struct Server {
 impl Server {
     /// Loads and warms up the model, then listens. Returns once clients can connect.
     pub fn start(args: ServeArgs) -> Result<Server, ServerError> {
-        if args.voice_activity_controller || args.voice_activity_detection {
-            log::warn!(
-                "voice activity control/detection is not supported yet; the setting is ignored"
-            );
-        }
+        let silero = load_silero(&args)?;
         let model_name = args.model.model_label();
         let model_path = args.model.model_path();
         let workers = args.worker_count();
@@ -78,7 +79,11 @@ impl Server {
             threads_per_worker,
             if gpu { "GPU" } else { "CPU" }
         );
-        let engine = args.model.load_engine(options)?;
+        let mut engine = args.model.load_engine(options)?;
+        if args.voice.vad {
+            let model = silero.clone().expect("loaded when --vad is on");
+            engine = engine.with_vad_filter(model);
+        }
         let pool = WorkerPool::start(
             &engine,
             workers as usize,
@@ -106,6 +111,7 @@ impl Server {
             gpu,
             threads_per_worker,
             pool,
+            silero,
             limits,
             shutting_down: AtomicBool::new(false),
             open_connections: AtomicUsize::new(0),
@@ -154,6 +160,24 @@ impl Server {
             Err(_) => log::warn!("sessions still running; not waiting for the workers"),
         }
         log::info!("stopped in {:.2} s", started.elapsed().as_secs_f64());
+    }
+}
+
+/// Loads the Silero model: required when the server uses VAC or VAD by default, and
+/// loaded if present otherwise, so that clients can ask for `?vac=1`.
+fn load_silero(args: &ServeArgs) -> Result<Option<Arc<SileroModel>>, SileroError> {
+    let path = args.voice.vad_model_path(&args.model.models_dir);
+    match SileroModel::load(&path) {
+        Ok(model) => {
+            log::info!("voice activity model: {}", path.display());
+            Ok(Some(model))
+        }
+        Err(e) if args.voice.needs_model() => Err(e),
+        Err(SileroError::Missing { .. }) => Ok(None),
+        Err(e) => {
+            log::warn!("{e}; ?vac=1 will be refused");
+            Ok(None)
+        }
     }
 }
 
@@ -315,8 +339,8 @@ fn info(shared: &Shared, detailed: bool) -> serde_json::Value {
         "language": args.model.language,
         "sampling_rate": SAMPLE_RATE,
         "minimum_chunk_size": args.policy.min_chunk_size,
-        "voice_activity_controller": args.voice_activity_controller,
-        "use_voice_activity_detection": args.voice_activity_detection,
+        "voice_activity_controller": args.voice.vac,
+        "use_voice_activity_detection": args.voice.vad,
         "version": env!("CARGO_PKG_VERSION"),
         "auth_required": args.api_key.is_some(),
     });
@@ -330,6 +354,16 @@ fn info(shared: &Shared, detailed: bool) -> serde_json::Value {
             "beam_size": args.model.beam_size,
             "buffer_trimming_sec": args.policy.buffer_trimming_sec,
             "trim_context_sec": args.policy.trim_context_sec,
+            "voice_activity": {
+                "model": shared.silero.as_ref().map(|m| {
+                    let [major, minor, patch] = m.version;
+                    format!("silero-v{major}.{minor}.{patch}")
+                }),
+                "vac_per_connection": "?vac=1 or ?vac=0",
+                "vac_min_silence_ms": args.voice.vac_min_silence_ms,
+                "vac_threshold": args.voice.vac_threshold,
+                "vac_padding_ms": args.voice.vac_padding_ms,
+            },
             "active_sessions": shared.active_sessions.load(Ordering::SeqCst),
             "open_connections": shared.open_connections.load(Ordering::SeqCst),
             "uptime_sec": shared.started.elapsed().as_secs_f64(),
@@ -405,6 +439,20 @@ fn handle_websocket(mut stream: TcpStream, head: &RequestHead, leftover: Vec<u8>
         .map(|a| a.to_string())
         .unwrap_or_default();
     log::info!("session from {peer} started");
+    let vac = if options.vac.unwrap_or(shared.args.voice.vac) {
+        let Some(model) = &shared.silero else {
+            let message = "voice activity control (?vac=1) is not available: the server has \
+                           no Silero model (./models/fetch.sh silero-vad)";
+            let _ = HttpResponse::error(400, message).write_to(&mut stream, false);
+            return;
+        };
+        Some(VoiceController::new(
+            Arc::clone(model),
+            shared.args.voice.gate_config(),
+        ))
+    } else {
+        None
+    };
     let (handle, events) = shared.pool.open_stream(options.interim);
     session::run(
         stream,
@@ -412,6 +460,7 @@ fn handle_websocket(mut stream: TcpStream, head: &RequestHead, leftover: Vec<u8>
         leftover,
         handle,
         events,
+        vac,
         &shared.limits,
         shared,
     );

@@ -20,6 +20,7 @@ use crate::audio::PcmDecoder;
 use crate::http::{is_timeout, RequestHead};
 use crate::pool::{StreamEvent, StreamHandle};
 use crate::protocol::{ClientMessage, ServerMessage};
+use crate::vad::{GateEvent, VoiceController};
 
 /// How long a read waits before the thread checks for results to send.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
@@ -83,6 +84,7 @@ pub fn run(
     leftover: Vec<u8>,
     handle: StreamHandle,
     events: Receiver<StreamEvent>,
+    vac: Option<VoiceController>,
     limits: &SessionLimits,
     shutdown: &dyn ShutdownSignal,
 ) {
@@ -118,6 +120,8 @@ pub fn run(
         ending: None,
         failure: None,
         samples: Vec::new(),
+        vac,
+        voiced: Vec::new(),
     };
     session.run(shutdown);
 }
@@ -135,6 +139,11 @@ struct Session<'a> {
     /// A client error that ends the session once its text is flushed.
     failure: Option<(CloseCode, String)>,
     samples: Vec<f32>,
+    /// The voice activity controller, when the session uses one: only speech reaches
+    /// the workers, and each utterance is committed when it ends.
+    vac: Option<VoiceController>,
+    /// What the controller forwards (reused between frames).
+    voiced: Vec<GateEvent>,
 }
 
 /// What the read loop decided.
@@ -217,7 +226,31 @@ impl Session<'_> {
     fn begin_ending(&mut self, why: Ending) {
         if self.ending.is_none() {
             self.ending = Some((why, Instant::now()));
+            if let Some(vac) = &mut self.vac {
+                vac.finish(&mut self.voiced);
+                self.forward_voiced();
+            }
             self.handle.end_of_stream();
+        }
+    }
+
+    /// Passes audio on to the workers, through the controller when there is one.
+    fn push_samples(&mut self) {
+        match &mut self.vac {
+            Some(vac) => {
+                vac.push(&self.samples, &mut self.voiced);
+                self.forward_voiced();
+            }
+            None => self.handle.push_audio(&self.samples),
+        }
+    }
+
+    fn forward_voiced(&mut self) {
+        for event in self.voiced.drain(..) {
+            match event {
+                GateEvent::Audio { at, samples } => self.handle.push_audio_at(at, &samples),
+                GateEvent::EndOfUtterance => self.handle.end_utterance(),
+            }
         }
     }
 
@@ -337,7 +370,7 @@ impl Session<'_> {
         }
         self.samples.clear();
         self.decoder.decode(bytes, &mut self.samples);
-        self.handle.push_audio(&self.samples);
+        self.push_samples();
         Step::Continue
     }
 

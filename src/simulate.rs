@@ -1,15 +1,17 @@
 //! `reswhis simulate FILE.wav`: the streaming policy on a file, without a server.
 //!
 //! Audio is fed in chunks of `--min-chunk-size` seconds, paced in real time unless
-//! `--fast`, exactly as a worker would see it from a real-time client. Each commit is
-//! printed as `emission-time from to text` (seconds, seconds, milliseconds).
+//! `--fast`, through the voice activity controller when `--vac` is on, and updated
+//! exactly as a worker updates a real-time client's stream. Each commit is printed as
+//! `emission-time from to text` (seconds, milliseconds, milliseconds).
 
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use crate::audio::{read_wav, SAMPLE_RATE};
 use crate::config::{ServeArgs, SimulateArgs};
-use crate::policy::{Commit, OnlineProcessor};
+use crate::policy::{Commit, OnlineProcessor, Piece};
+use crate::vad::{GateEvent, SileroModel, VoiceController};
 
 /// Summary of a simulation.
 #[derive(Debug, Clone)]
@@ -21,13 +23,30 @@ pub struct SimulationReport {
     pub updates: usize,
     /// Emission time minus the end of the committed text, per commit (real time only).
     pub latencies: Vec<f64>,
+    /// Word error rate against FILE.txt, when there is one beside the WAV file.
+    pub wer: Option<f64>,
 }
 
 pub fn run(args: &SimulateArgs) -> Result<SimulationReport, Box<dyn std::error::Error>> {
     let audio = read_wav(&args.file)?;
-    let engine = args
+    let mut engine = args
         .model
         .load_engine(args.model.decode_options(ServeArgs::cores()))?;
+    let silero_path = args.voice.vad_model_path(&args.model.models_dir);
+    let silero = match args.voice.needs_model() {
+        true => Some(SileroModel::load(&silero_path)?),
+        false => None,
+    };
+    if let (true, Some(model)) = (args.voice.vad, &silero) {
+        engine = engine.with_vad_filter(model.clone());
+    }
+    let mut vac = match (args.voice.vac, &silero) {
+        (true, Some(model)) => Some(VoiceController::new(
+            model.clone(),
+            args.voice.gate_config(),
+        )),
+        _ => None,
+    };
     let mut transcriber = engine.transcriber()?;
     let config = args.policy.stream_config(false);
     let mut processor = OnlineProcessor::new(config.policy);
@@ -43,11 +62,14 @@ pub fn run(args: &SimulateArgs) -> Result<SimulationReport, Box<dyn std::error::
         transcribe_seconds: 0.0,
         updates: 0,
         latencies: Vec::new(),
+        wer: None,
     };
     let mut fed = 0;
-    while fed < audio.len() {
+    let mut events = Vec::new();
+    while fed <= audio.len() {
+        let end_of_stream = fed == audio.len();
         // Everything that has "arrived" by now, at least one chunk.
-        let arrived = if args.fast {
+        let arrived = if args.fast || end_of_stream {
             (fed + chunk).min(audio.len())
         } else {
             let due = fed + chunk;
@@ -58,34 +80,78 @@ pub fn run(args: &SimulateArgs) -> Result<SimulationReport, Box<dyn std::error::
             let now = (started.elapsed().as_secs_f64() * SAMPLE_RATE as f64) as usize;
             now.max(due).min(audio.len())
         };
-        processor.insert_audio(&audio[fed..arrived]);
+        let samples = &audio[fed..arrived];
+        let pieces = match &mut vac {
+            Some(vac) => {
+                vac.push(samples, &mut events);
+                if end_of_stream {
+                    vac.finish(&mut events);
+                }
+                pieces_of(events.drain(..))
+            }
+            None => vec![Piece {
+                at: fed as u64,
+                audio: samples.to_vec(),
+                ends_utterance: false,
+            }],
+        };
         fed = arrived;
         let begin = Instant::now();
-        let commit = processor.process(|a, p| transcriber.transcribe(a, p))?;
+        let outcome = processor.update(pieces, end_of_stream, chunk, |a, p| {
+            transcriber.transcribe(a, p)
+        })?;
         report.transcribe_seconds += begin.elapsed().as_secs_f64();
+        report.updates += outcome.transcriptions;
         log::debug!(
-            "update over {:.1} s of audio took {:.3} s; pending: {:?}",
-            processor.buffer_seconds(),
+            "{} transcription(s) took {:.3} s; pending: {:?}",
+            outcome.transcriptions,
             begin.elapsed().as_secs_f64(),
             processor.pending_text()
         );
-        report.updates += 1;
-        emit(&mut out, &mut report, commit, started, args.fast)?;
+        for commit in outcome.commits {
+            emit(&mut out, &mut report, commit, started, args.fast)?;
+        }
+        if end_of_stream {
+            break;
+        }
     }
-    let last = processor.finish();
-    emit(&mut out, &mut report, last, started, args.fast)?;
     report.wall_seconds = started.elapsed().as_secs_f64();
+    if let Ok(reference) = std::fs::read_to_string(args.file.with_extension("txt")) {
+        report.wer = Some(crate::wer::word_error_rate(&reference, &report.transcript));
+    }
     Ok(report)
+}
+
+/// The controller's output as the pieces a worker takes from a stream's inbox.
+fn pieces_of(events: impl Iterator<Item = GateEvent>) -> Vec<Piece> {
+    let mut pieces: Vec<Piece> = Vec::new();
+    for event in events {
+        match event {
+            GateEvent::Audio { at, samples } => pieces.push(Piece {
+                at,
+                audio: samples,
+                ends_utterance: false,
+            }),
+            GateEvent::EndOfUtterance => match pieces.last_mut() {
+                Some(last) => last.ends_utterance = true,
+                None => pieces.push(Piece {
+                    at: 0,
+                    audio: Vec::new(),
+                    ends_utterance: true,
+                }),
+            },
+        }
+    }
+    pieces
 }
 
 fn emit(
     out: &mut impl Write,
     report: &mut SimulationReport,
-    commit: Option<Commit>,
+    commit: Commit,
     started: Instant,
     fast: bool,
 ) -> std::io::Result<()> {
-    let Some(commit) = commit else { return Ok(()) };
     let now = started.elapsed().as_secs_f64();
     if !fast {
         report.latencies.push(now - commit.end);

@@ -1,0 +1,204 @@
+//! Voice activity with the real binary, tiny.en and Silero: silence costs nothing and
+//! says nothing, speech after a pause keeps its words and its times on the stream's
+//! clock, the end of a stream mid-utterance still gets its last words, and clients
+//! choose per connection.
+
+mod common;
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use common::*;
+use reswhis::audio::to_pcm_bytes;
+use reswhis::scenario::{noise_only, pink_noise, Noise, NOISE_FLOOR_DBFS};
+
+const LIMIT: Duration = Duration::from_secs(180);
+/// 100 ms of s16le mono 16 kHz audio.
+const FRAME: usize = 3200;
+
+fn serial() -> MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn vad_model() -> String {
+    manifest_dir()
+        .join("models/ggml-silero-v6.2.0.bin")
+        .display()
+        .to_string()
+}
+
+fn start(vac: bool, extra: &[&str]) -> TestServer {
+    let model = vad_model();
+    let mut args = vec![
+        "--threads",
+        "1",
+        "--shutdown-timeout",
+        "120",
+        "--vad-model",
+        &model,
+        "--vac",
+        if vac { "true" } else { "false" },
+    ];
+    args.extend_from_slice(extra);
+    TestServer::start(&args)
+}
+
+fn updates(server: &TestServer) -> u64 {
+    get_json(server.addr, "/info", &[])["stats"]["updates"]
+        .as_u64()
+        .expect("stats.updates")
+}
+
+/// Streams `pcm` (in real time, or as fast as possible) and ends it.
+fn stream(server: &TestServer, query: &str, pcm: &[u8], realtime: bool) -> Received {
+    let mut client = connect(&server.url(&format!("/transcribe{query}")));
+    stream_pcm(&mut client, pcm, FRAME, realtime, LIMIT)
+}
+
+fn noise(seconds: f64, seed: u32) -> Vec<f32> {
+    pink_noise(
+        (seconds * 16_000.0) as usize,
+        NOISE_FLOOR_DBFS,
+        &mut Noise::new(seed),
+    )
+}
+
+#[test]
+fn silence_and_noise_say_nothing_and_cost_no_transcription() {
+    let _turn = serial();
+    let server = start(true, &[]);
+    let info = get_json(server.addr, "/info", &[]);
+    assert_eq!(info["voice_activity_controller"], true);
+    assert_eq!(info["voice_activity"]["model"], "silero-v6.2.0");
+    // 30 s of a quiet room with a cough and a click, streamed in real time.
+    let pcm = to_pcm_bytes(&noise_only(30.0, 11));
+    let received = stream(&server, "", &pcm, true);
+    println!("noise, VAC on: {received:?}");
+    assert!(received.done && received.errors.is_empty(), "{received:?}");
+    assert_eq!(received.transcript(), "", "words committed during silence");
+    assert_eq!(
+        updates(&server),
+        0,
+        "Whisper ran while nobody spoke; log:\n{}",
+        server.log()
+    );
+}
+
+#[test]
+fn without_vac_noise_commits_no_annotations() {
+    let _turn = serial();
+    let server = start(false, &[]);
+    let pcm = to_pcm_bytes(&noise_only(20.0, 12));
+    let received = stream(&server, "", &pcm, false);
+    println!("noise, VAC off: {received:?}");
+    assert!(received.done, "{received:?}");
+    let transcript = received.transcript();
+    assert!(
+        !transcript.contains(['[', '(', '*', '♪']),
+        "a non-speech annotation was committed: {transcript:?}"
+    );
+    assert!(
+        updates(&server) > 0,
+        "without VAC every chunk is transcribed"
+    );
+}
+
+#[test]
+fn speech_after_a_pause_keeps_its_words_and_stream_times() {
+    let _turn = serial();
+    let server = start(true, &[]);
+    let (_, reference) = jfk();
+    // 6 s of a quiet room, then jfk.wav (with the room's noise on top), then 4 s more.
+    let jfk = reswhis::audio::read_wav(&shared_audio("jfk.wav")).unwrap();
+    let mut audio = noise(6.0, 21);
+    let mut speech = jfk.clone();
+    reswhis::scenario::mix_into(&mut speech, 0, &noise(11.0, 22));
+    audio.extend(&speech);
+    audio.extend(noise(4.0, 23));
+    let received = stream(&server, "", &to_pcm_bytes(&audio), true);
+    let transcript = received.transcript();
+    let error = wer(&reference, &transcript);
+    println!("VAC, jfk after 6 s: WER {error:.3} {transcript:?}\n{received:?}");
+    assert!(received.done, "{received:?}");
+    assert!(error <= 0.15, "WER {error}: {transcript:?}");
+    let first = received.committed.first().expect("some text");
+    assert!(
+        (5_500..=7_500).contains(&first.0),
+        "the first words start at {} ms on the stream's clock (speech starts at 6.0 s)",
+        first.0
+    );
+    let last = received.committed.last().unwrap();
+    assert!(last.1 <= 17_200, "text past the speech: {last:?}");
+    // Times never go backwards.
+    for pair in received.committed.windows(2) {
+        assert!(pair[0].1 <= pair[1].0, "out of order: {pair:?}");
+    }
+    // The utterance was committed when it ended (the speech ends at 16.6 s), not at
+    // the end of the stream (21 s of audio, real time).
+    assert!(
+        last.3 < 20.5,
+        "the last words came {:.1} s after the start, not when the speech ended",
+        last.3
+    );
+}
+
+#[test]
+fn the_end_of_a_stream_mid_utterance_keeps_the_last_words() {
+    let _turn = serial();
+    let server = start(true, &[]);
+    let (pcm, _) = jfk();
+    // Cut right after "...ask what you can do for your country" is spoken, with no
+    // silence after it for the controller to notice: the end of the stream ends it.
+    let cut = (10.6 * 32_000.0) as usize;
+    let received = stream(&server, "", &pcm[..cut], false);
+    let transcript = received.transcript();
+    println!("VAC, cut mid-utterance: {transcript:?}");
+    assert!(received.done, "{received:?}");
+    let words = reswhis::wer::normalized_words(&transcript);
+    assert!(
+        words.ends_with(&["your".to_string(), "country".to_string()]),
+        "the last words are missing: {transcript:?}"
+    );
+}
+
+#[test]
+fn clients_choose_per_connection() {
+    let _turn = serial();
+    let server = start(false, &[]);
+    let pcm = to_pcm_bytes(&noise(8.0, 31));
+    let received = stream(&server, "?vac=1", &pcm, false);
+    assert!(
+        received.done && received.transcript().is_empty(),
+        "{received:?}"
+    );
+    assert_eq!(updates(&server), 0, "?vac=1 on a server without VAC");
+    let received = stream(&server, "?vac=0", &pcm, false);
+    assert!(received.done, "{received:?}");
+    assert!(updates(&server) > 0, "?vac=0 transcribes everything");
+    let (status, body) = ws_upgrade_raw(server.addr, "/transcribe?vac=maybe", &[]);
+    assert!(status == 400 && body.contains("vac"), "{status} {body}");
+}
+
+#[test]
+fn vac_without_the_model_is_refused_clearly() {
+    let _turn = serial();
+    let missing = std::env::temp_dir().join("reswhis-no-such-vad.bin");
+    let missing = missing.display().to_string();
+    // A server that needs the model does not start, and says how to get it.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_reswhis"))
+        .args(["--model", model_path().to_str().unwrap()])
+        .args(["--port", "0", "--vac", "true", "--vad-model", &missing])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("fetch.sh silero-vad"), "{stderr}");
+    // One that does not need it refuses ?vac=1 before the upgrade.
+    let server = TestServer::start(&["--threads", "1", "--vad-model", &missing]);
+    let (status, body) = ws_upgrade_raw(server.addr, "/transcribe?vac=1", &[]);
+    assert!(
+        status == 400 && body.contains("silero-vad"),
+        "{status} {body}"
+    );
+}
