@@ -40,13 +40,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use clap::Args;
 use serde::Serialize;
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
 use crate::audio::{read_wav, to_pcm_bytes, SAMPLE_RATE};
-use crate::config::{ModelArgs, PolicyArgs, ServeArgs};
+use crate::config::{BenchArgs, ModelArgs, ServeArgs};
 use crate::wer::word_errors;
 
 /// Streams shorter than this are left out of the growth figure (their thirds hold a
@@ -58,62 +57,6 @@ const SEARCH_STEPS: &[usize] = &[1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 1
 const FLUSH_LIMIT: Duration = Duration::from_secs(120);
 /// Bytes per second of s16le mono audio.
 const BYTES_PER_SECOND: f64 = SAMPLE_RATE as f64 * 2.0;
-
-#[derive(Debug, Clone, Args)]
-pub struct BenchArgs {
-    /// Benchmark a running server (ws://HOST:PORT/transcribe[?token=KEY]) instead of
-    /// starting one. The model flags then only describe the offline floor.
-    #[arg(long)]
-    pub url: Option<String>,
-    /// Concurrent clients; a list (1,2,4) runs one round per count, each against a fresh
-    /// server.
-    #[arg(long, value_delimiter = ',', default_value = "1",
-          value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub clients: Vec<u32>,
-    /// Find the largest client count that keeps up: try 1,2,3,4,6,8,12,… until a round
-    /// fails (p90 latency over --latency-limit, growth over --growth-limit, or errors).
-    /// Replaces --clients.
-    #[arg(long)]
-    pub max_search: bool,
-    /// Largest client count --max-search tries.
-    #[arg(long, default_value_t = 64)]
-    pub max_clients: usize,
-    /// Directory of test audio: every *.wav with a same-named .txt reference.
-    #[arg(long, default_value = "bench/audio")]
-    pub audio: PathBuf,
-    /// These WAV files instead of --audio (a NAME.txt next to each is the reference).
-    #[arg(long, value_delimiter = ',')]
-    pub files: Vec<PathBuf>,
-    /// Audio per WebSocket message, in milliseconds.
-    #[arg(long, default_value_t = 100,
-          value_parser = clap::value_parser!(u64).range(10..=5000))]
-    pub frame_ms: u64,
-    /// Most p90 latency (seconds) a passing round may have.
-    #[arg(long, default_value_t = 3.0)]
-    pub latency_limit: f64,
-    /// Most latency growth (seconds, last third − first third) a passing round may have.
-    #[arg(long, default_value_t = 1.0)]
-    pub growth_limit: f64,
-    /// Append the report, as a markdown section, to this file.
-    #[arg(long)]
-    pub output: Option<PathBuf>,
-    /// Write all results (every stream and message) as JSON to this file.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-    /// Skip the offline floor (and the checks that need it).
-    #[arg(long)]
-    pub no_floor: bool,
-    /// Print a line for every stream as it ends.
-    #[arg(long, short)]
-    pub verbose: bool,
-    #[command(flatten)]
-    pub model: ModelArgs,
-    #[command(flatten)]
-    pub policy: PolicyArgs,
-    /// Server worker threads. [default: CPU cores / 2, at least 1]
-    #[arg(long, env = "WORKERS", value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub workers: Option<u32>,
-}
 
 type BoxError = Box<dyn std::error::Error>;
 
@@ -453,34 +396,21 @@ struct ServerProcess {
 
 impl ServerProcess {
     fn start(args: &BenchArgs, clients: usize) -> Result<ServerProcess, BoxError> {
-        let model = &args.model;
         let exe = server_executable()?;
+        // The model as resolved here (MODEL_SIZE alias, default), so the server's
+        // command line names the model it loads.
+        let model = ModelArgs {
+            model: Some(args.model.model_name()),
+            ..args.model.clone()
+        };
         let mut command = Command::new(&exe);
         command
             .arg("serve")
             .args(["--host", "127.0.0.1", "--port", "0"])
-            .args(["--model", &model.model_name()])
-            .arg("--models-dir")
-            .arg(&model.models_dir)
-            .args(["--language", &model.language])
-            .args(["--beam-size", &model.beam_size.to_string()])
-            .args(["--gpu", &model.gpu.to_string()])
-            .args(["--full-audio-ctx", &model.full_audio_ctx.to_string()])
-            .args(["--min-chunk-size", &args.policy.min_chunk_size.to_string()])
-            .args([
-                "--buffer-trimming-sec",
-                &args.policy.buffer_trimming_sec.to_string(),
-            ])
-            .args(["--prompt-chars", &args.policy.prompt_chars.to_string()])
-            .args([
-                "--trim-context-sec",
-                &args.policy.trim_context_sec.to_string(),
-            ])
+            .args(model.to_args())
+            .args(args.policy.to_args())
             .args(["--max-sessions", &clients.max(64).to_string()])
             .args(["--max-session-duration", "0"]);
-        if let Some(threads) = model.threads {
-            command.args(["--threads", &threads.to_string()]);
-        }
         if let Some(workers) = args.workers {
             command.args(["--workers", &workers.to_string()]);
         }
