@@ -1,0 +1,77 @@
+//! The test set: every `*.wav` in `--audio` that has a same-named `.txt` reference (or
+//! the `--files` given), read once into samples (for the floor) and s16le bytes (for the
+//! clients). A file without a reference is still streamed; it only has no WER.
+
+use std::path::PathBuf;
+
+use super::BoxError;
+use crate::audio::{read_wav, to_pcm_bytes, SAMPLE_RATE};
+use crate::config::BenchArgs;
+use crate::wer::word_errors;
+
+/// One test file, ready to send.
+pub(super) struct TestFile {
+    pub(super) name: String,
+    pub(super) seconds: f64,
+    pub(super) samples: Vec<f32>,
+    pub(super) pcm: Vec<u8>,
+    pub(super) reference: Option<String>,
+}
+
+pub(super) fn load_test_set(args: &BenchArgs) -> Result<Vec<TestFile>, BoxError> {
+    let paths: Vec<PathBuf> = if args.files.is_empty() {
+        let entries = std::fs::read_dir(&args.audio).map_err(|e| {
+            format!(
+                "cannot read {}: {e} (run bench/fetch-audio.sh, or pass --files)",
+                args.audio.display()
+            )
+        })?;
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "wav"))
+            .filter(|p| {
+                let has_text = p.with_extension("txt").is_file();
+                if !has_text {
+                    eprintln!("bench: skipping {} (no .txt reference)", p.display());
+                }
+                has_text
+            })
+            .collect();
+        paths.sort();
+        paths
+    } else {
+        args.files.clone()
+    };
+    if paths.is_empty() {
+        return Err(format!("no test audio in {}", args.audio.display()).into());
+    }
+    paths
+        .iter()
+        .map(|path| {
+            let samples = read_wav(path)?;
+            let reference = std::fs::read_to_string(path.with_extension("txt"))
+                .ok()
+                .map(|t| t.trim().to_string());
+            if reference.is_none() {
+                eprintln!("bench: {} has no .txt reference; no WER", path.display());
+            }
+            Ok(TestFile {
+                name: path.file_stem().map_or_else(
+                    || path.display().to_string(),
+                    |s| s.to_string_lossy().into(),
+                ),
+                seconds: samples.len() as f64 / SAMPLE_RATE as f64,
+                pcm: to_pcm_bytes(&samples),
+                samples,
+                reference,
+            })
+        })
+        .collect()
+}
+
+/// Word errors and reference words of a transcript, if the file has a reference.
+pub(super) fn score(file: &TestFile, transcript: &str) -> Option<(usize, usize)> {
+    file.reference
+        .as_deref()
+        .map(|r| word_errors(r, transcript))
+}
