@@ -49,13 +49,13 @@ mod testset;
 
 pub use client::{Arrival, StreamResult};
 pub use floor::{FloorFile, FloorResult};
-pub use report::{Meta, Report};
-pub use rounds::RoundResult;
+pub use report::{Meta, Report, ServerUnderTest};
+pub use rounds::{RoundResult, Shortfall, Verdict};
 pub use stats::{percentile, stream_growth, GroupStats, Summary, GROWTH_MIN_STREAM_SECONDS};
-pub use targets::TargetCheck;
+pub use targets::{TargetCheck, TargetStatus};
 
 use floor::{floor_threads, run_floor};
-use render::{render_markdown, round_line};
+use render::RoundLine;
 use report::append_markdown;
 use rounds::{capacity, run_round};
 use server::RemoteServer;
@@ -111,8 +111,8 @@ pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
             }
             Err(e) => return Err(e),
         };
-        eprintln!("bench: {}", round_line(&round));
-        let failed = !round.pass;
+        eprintln!("bench: {}", RoundLine(&round));
+        let failed = !round.verdict.keeps_up();
         rounds.push(round);
         if args.max_search && failed {
             break;
@@ -138,10 +138,10 @@ pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
         rounds,
     };
     let report = Report {
-        targets: check_targets(&report, args),
+        targets: check_targets(&report),
         ..report
     };
-    let markdown = render_markdown(&report, args);
+    let markdown = report.to_string();
     println!("{markdown}");
     if let Some(path) = &args.output {
         append_markdown(path, &markdown)?;

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use super::floor::FloorResult;
 use super::rounds::RoundResult;
@@ -15,41 +15,82 @@ use super::targets::TargetCheck;
 use super::testset::TestFile;
 use crate::config::{BenchArgs, ServeArgs};
 
+/// Everything one `reswhis bench` run measured. Serialised as is by `--json`; its
+/// `Display` is the markdown report (see [`super::render`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// What was measured, where, and under which limits.
     pub meta: Meta,
     /// Full ctx (the baseline of the checks) first, then fitted ctx; empty with --no-floor.
     pub floors: Vec<FloorResult>,
+    /// The rounds in the order they ran.
     pub rounds: Vec<RoundResult>,
-    /// The largest client count that kept up (see [`capacity`]).
+    /// The largest client count that kept up (see [`capacity`](super::rounds::capacity)).
     pub capacity: Option<usize>,
+    /// The targets of issue #5, checked on the above.
     pub targets: Vec<TargetCheck>,
 }
 
+/// The conditions of a run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Meta {
+    /// When the run ended, "YYYY-MM-DD HH:MM UTC".
     pub date: String,
+    /// The command line, shell-quoted.
     pub command: String,
+    /// `git rev-parse --short HEAD` of the working directory, marked when it has
+    /// uncommitted changes.
     pub git_commit: Option<String>,
+    /// CPUs this process may use.
     pub nproc: u32,
+    /// The CPU's model name from /proc/cpuinfo.
     pub cpu_model: Option<String>,
-    /// "child process" or the --url.
-    pub server: String,
+    /// The server the rounds ran against.
+    pub server: ServerUnderTest,
     /// The server's /info (of the --url server, or of the first round's child).
     pub server_info: Option<serde_json::Value>,
+    /// The model as named on the command line (or its default).
     pub model: String,
+    /// `--min-chunk-size`, seconds.
     pub min_chunk_size: f64,
+    /// `--beam-size`.
     pub beam_size: u32,
+    /// `--full-audio-ctx`.
     pub full_audio_ctx: bool,
+    /// whisper.cpp threads of the offline floor.
     pub floor_threads: u32,
+    /// The test files' names, in test-set order.
     pub files: Vec<String>,
+    /// Seconds of audio in the test set (each client streams all of it).
     pub audio_seconds: f64,
+    /// `--frame-ms`.
     pub frame_ms: u64,
+    /// `--latency-limit`, seconds.
     pub latency_limit: f64,
+    /// `--growth-limit`, seconds.
     pub growth_limit: f64,
 }
 
+/// Which server the rounds ran against. Serialised as "child process" or the URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerUnderTest {
+    /// `reswhis serve` as a child process, fresh for every round.
+    Child,
+    /// The running server at `--url`.
+    Remote(String),
+}
+
+impl Serialize for ServerUnderTest {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(match self {
+            ServerUnderTest::Child => "child process",
+            ServerUnderTest::Remote(url) => url,
+        })
+    }
+}
+
 impl Meta {
+    /// The conditions of this run, from `args`, the environment and the test set.
     pub(super) fn collect(
         args: &BenchArgs,
         files: &[TestFile],
@@ -85,7 +126,10 @@ impl Meta {
             git_commit,
             nproc: ServeArgs::cores(),
             cpu_model,
-            server: args.url.clone().unwrap_or_else(|| "child process".into()),
+            server: args
+                .url
+                .clone()
+                .map_or(ServerUnderTest::Child, ServerUnderTest::Remote),
             server_info,
             model: args.model.model_name(),
             min_chunk_size: args.policy.min_chunk_size,
@@ -101,6 +145,7 @@ impl Meta {
     }
 }
 
+/// Appends `markdown` to the file at `path`, after a blank line if it is not empty.
 pub(super) fn append_markdown(path: &Path, markdown: &str) -> std::io::Result<()> {
     let exists = path.metadata().is_ok_and(|m| m.len() > 0);
     let mut file = std::fs::OpenOptions::new()
@@ -113,6 +158,7 @@ pub(super) fn append_markdown(path: &Path, markdown: &str) -> std::io::Result<()
     file.write_all(markdown.as_bytes())
 }
 
+/// `arg` as a POSIX shell reads it back: as is when it is plain, else single-quoted.
 fn shell_quote(arg: &str) -> String {
     let plain = arg
         .chars()

@@ -4,13 +4,15 @@
 //! within the limits and no stream had an error; the capacity is the largest client count
 //! whose round, and every smaller round run, kept up.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::ser::SerializeStruct;
+use serde::{Serialize, Serializer};
 
 use super::client::{stream_file, StreamResult};
-use super::render::stream_line;
+use super::render::StreamLine;
 use super::server::{RemoteServer, ServerProcess};
 use super::stats::{delta, GroupStats};
 use super::testset::TestFile;
@@ -26,10 +28,9 @@ pub struct RoundResult {
     pub cpu_per_audio_second: Option<f64>,
     pub overall: GroupStats,
     pub per_client: Vec<GroupStats>,
-    /// p90 within the limit, no growth over the limit, no errors.
-    pub pass: bool,
-    /// Why it failed, or "ok".
-    pub verdict: String,
+    /// Whether the round kept up; in the JSON, `pass` and `verdict` (see [`Verdict`]).
+    #[serde(flatten)]
+    pub verdict: Verdict,
     /// /info at the start of the round.
     #[serde(skip)]
     pub server_info: Option<serde_json::Value>,
@@ -78,7 +79,7 @@ pub(super) fn run_round(
                         let file = &files[(client + i) % files.len()];
                         let stream = stream_file(&url, client + 1, file, frame_ms);
                         if verbose || !stream.errors.is_empty() {
-                            eprintln!("bench:   {}", stream_line(&stream));
+                            eprintln!("bench:   {}", StreamLine(&stream));
                         }
                         stream
                     })
@@ -106,7 +107,7 @@ pub(super) fn run_round(
             GroupStats::of(&mine)
         })
         .collect();
-    let verdict = verdict(&overall, args.latency_limit, args.growth_limit);
+    let verdict = Verdict::of(&overall, args.latency_limit, args.growth_limit);
     Ok(RoundResult {
         clients,
         wall_seconds,
@@ -114,33 +115,102 @@ pub(super) fn run_round(
         cpu_per_audio_second: server_cpu_seconds.map(|c| c / overall.audio_seconds),
         overall,
         per_client,
-        pass: verdict == "ok",
         verdict,
         server_info,
         streams,
     })
 }
 
-/// "ok", or the reasons a round does not keep up.
-pub(super) fn verdict(stats: &GroupStats, latency_limit: f64, growth_limit: f64) -> String {
-    let mut reasons = Vec::new();
-    if stats.errors > 0 {
-        reasons.push(format!("{} error(s)", stats.errors));
-    }
-    match stats.latency {
-        None => reasons.push("no text".to_string()),
-        Some(l) if l.p90 > latency_limit => {
-            reasons.push(format!("p90 {:.2} s > {latency_limit} s", l.p90))
+/// Whether a round kept up: p90 latency within `--latency-limit`, growth within
+/// `--growth-limit`, no errors. Displays as "ok" or as its reasons joined by ", ".
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Within every limit.
+    KeepsUp,
+    /// Outside one or more limits; never empty.
+    Fails(Vec<Shortfall>),
+}
+
+/// One reason a round does not keep up.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Shortfall {
+    /// Streams recorded this many errors.
+    Errors(usize),
+    /// No stream got a committed message.
+    NoText,
+    /// The p90 latency, in seconds, is over the limit.
+    Latency { p90: f64, limit: f64 },
+    /// The pooled growth, in seconds, is over the limit.
+    Growth { growth: f64, limit: f64 },
+}
+
+impl Verdict {
+    /// Judges a round's overall figures against the limits (seconds).
+    pub(super) fn of(stats: &GroupStats, latency_limit: f64, growth_limit: f64) -> Verdict {
+        let mut reasons = Vec::new();
+        if stats.errors > 0 {
+            reasons.push(Shortfall::Errors(stats.errors));
         }
-        Some(_) => {}
+        match stats.latency {
+            None => reasons.push(Shortfall::NoText),
+            Some(l) if l.p90 > latency_limit => reasons.push(Shortfall::Latency {
+                p90: l.p90,
+                limit: latency_limit,
+            }),
+            Some(_) => {}
+        }
+        if let Some(growth) = stats.growth.filter(|&g| g > growth_limit) {
+            reasons.push(Shortfall::Growth {
+                growth,
+                limit: growth_limit,
+            });
+        }
+        if reasons.is_empty() {
+            Verdict::KeepsUp
+        } else {
+            Verdict::Fails(reasons)
+        }
     }
-    if let Some(g) = stats.growth.filter(|&g| g > growth_limit) {
-        reasons.push(format!("growth {g:.2} s > {growth_limit} s"));
+
+    /// True for [`Verdict::KeepsUp`].
+    pub fn keeps_up(&self) -> bool {
+        matches!(self, Verdict::KeepsUp)
     }
-    if reasons.is_empty() {
-        "ok".into()
-    } else {
-        reasons.join(", ")
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::KeepsUp => f.write_str("ok"),
+            Verdict::Fails(reasons) => {
+                for (i, reason) in reasons.iter().enumerate() {
+                    let separator = if i == 0 { "" } else { ", " };
+                    write!(f, "{separator}{reason}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl fmt::Display for Shortfall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Shortfall::Errors(n) => write!(f, "{n} error(s)"),
+            Shortfall::NoText => f.write_str("no text"),
+            Shortfall::Latency { p90, limit } => write!(f, "p90 {p90:.2} s > {limit} s"),
+            Shortfall::Growth { growth, limit } => write!(f, "growth {growth:.2} s > {limit} s"),
+        }
+    }
+}
+
+impl Serialize for Verdict {
+    /// Two fields, flattened into the round: `pass` (keeps up) and `verdict` (Display).
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut fields = serializer.serialize_struct("Verdict", 2)?;
+        fields.serialize_field("pass", &self.keeps_up())?;
+        fields.serialize_field("verdict", &self.to_string())?;
+        fields.end()
     }
 }
 
@@ -150,7 +220,7 @@ pub(super) fn capacity(rounds: &[RoundResult]) -> Option<usize> {
     sorted.sort_by_key(|r| r.clients);
     sorted
         .iter()
-        .take_while(|r| r.pass)
+        .take_while(|r| r.verdict.keeps_up())
         .map(|r| r.clients)
         .last()
 }
@@ -178,10 +248,24 @@ mod tests {
             wer: None,
             errors,
         };
-        assert_eq!(verdict(&stats(2.9, Some(0.5), 0), 3.0, 1.0), "ok");
-        assert_eq!(verdict(&stats(2.9, None, 0), 3.0, 1.0), "ok");
-        assert!(verdict(&stats(3.1, None, 0), 3.0, 1.0).contains("p90"));
-        assert!(verdict(&stats(1.0, Some(1.5), 0), 3.0, 1.0).contains("growth"));
-        assert!(verdict(&stats(1.0, None, 2), 3.0, 1.0).contains("2 error(s)"));
+        let verdict = |stats: GroupStats| Verdict::of(&stats, 3.0, 1.0);
+        assert_eq!(verdict(stats(2.9, Some(0.5), 0)), Verdict::KeepsUp);
+        assert_eq!(verdict(stats(2.9, None, 0)), Verdict::KeepsUp);
+        let slow = verdict(stats(3.1, None, 0));
+        assert_eq!(
+            slow,
+            Verdict::Fails(vec![Shortfall::Latency {
+                p90: 3.1,
+                limit: 3.0
+            }])
+        );
+        assert_eq!(slow.to_string(), "p90 3.10 s > 3 s");
+        let all = verdict(GroupStats {
+            latency: None,
+            ..stats(1.0, Some(1.5), 2)
+        });
+        assert_eq!(all.to_string(), "2 error(s), no text, growth 1.50 s > 1 s");
+        assert!(!all.keeps_up());
+        assert_eq!(Verdict::KeepsUp.to_string(), "ok");
     }
 }

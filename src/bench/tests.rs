@@ -6,9 +6,8 @@ use clap::Parser;
 
 use super::client::{Arrival, StreamResult};
 use super::floor::{FloorFile, FloorResult};
-use super::render::render_markdown;
-use super::report::{Meta, Report};
-use super::rounds::{capacity, verdict, RoundResult};
+use super::report::{Meta, Report, ServerUnderTest};
+use super::rounds::{capacity, RoundResult, Verdict};
 use super::stats::{aggregate_wer, stream_growth, GroupStats};
 use super::targets::check_targets;
 use crate::config::{BenchArgs, Cli, Command};
@@ -58,7 +57,7 @@ fn synthetic_round(
     let per_client = (1..=clients)
         .map(|c| GroupStats::of(&streams.iter().filter(|s| s.client == c).collect::<Vec<_>>()))
         .collect();
-    let verdict = verdict(&overall, 3.0, 1.0);
+    let verdict = Verdict::of(&overall, 3.0, 1.0);
     RoundResult {
         clients,
         wall_seconds: 43.5 + clients as f64,
@@ -66,7 +65,6 @@ fn synthetic_round(
         cpu_per_audio_second: server_cpu_seconds.map(|c| c / overall.audio_seconds),
         overall,
         per_client,
-        pass: verdict == "ok",
         verdict,
         server_info: None,
         streams,
@@ -158,7 +156,10 @@ fn synthetic_report(args: &BenchArgs, second_round_clients: usize) -> Report {
         git_commit: Some("abc1234 (uncommitted changes)".into()),
         nproc: 16,
         cpu_model: Some("Test CPU @ 3.00GHz".into()),
-        server: args.url.clone().unwrap_or_else(|| "child process".into()),
+        server: args
+            .url
+            .clone()
+            .map_or(ServerUnderTest::Child, ServerUnderTest::Remote),
         server_info: Some(serde_json::json!({
             "model_size": "tiny.en",
             "workers": 2,
@@ -188,7 +189,7 @@ fn synthetic_report(args: &BenchArgs, second_round_clients: usize) -> Report {
         rounds,
     };
     Report {
-        targets: check_targets(&report, args),
+        targets: check_targets(&report),
         ..report
     }
 }
@@ -281,7 +282,7 @@ fn remote_report(args: &BenchArgs) -> Report {
     report.meta.cpu_model = None;
     report.meta.server_info = None;
     Report {
-        targets: check_targets(&report, args),
+        targets: check_targets(&report),
         ..report
     }
 }
@@ -289,7 +290,7 @@ fn remote_report(args: &BenchArgs) -> Report {
 #[test]
 fn the_markdown_report_matches_its_snapshot() {
     let args = bench_args(&[]);
-    let markdown = render_markdown(&synthetic_report(&args, 2), &args);
+    let markdown = synthetic_report(&args, 2).to_string();
     assert_eq!(markdown, MARKDOWN_SNAPSHOT, "\n{markdown}");
     let args = bench_args(&[
         "--url",
@@ -299,7 +300,7 @@ fn the_markdown_report_matches_its_snapshot() {
         "--growth-limit",
         "0.5",
     ]);
-    let markdown = render_markdown(&remote_report(&args), &args);
+    let markdown = remote_report(&args).to_string();
     assert_eq!(markdown, REMOTE_MARKDOWN_SNAPSHOT, "\n{markdown}");
 }
 
