@@ -8,13 +8,13 @@
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use anyhow::{bail, Context};
 use serde::Serialize;
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
 use super::stats::stream_growth;
 use super::testset::{score, TestFile};
-use super::BoxError;
 use crate::audio::SAMPLE_RATE;
 
 /// How long a client waits for `done` and the close after sending `eos`.
@@ -74,6 +74,8 @@ pub(super) fn stream_file(
         growth: None,
         errors: Vec::new(),
     };
+    // Recorded as the error's Display: nothing on this path adds context, so that is
+    // the whole message.
     if let Err(e) = converse(url, file, frame_ms, &mut result) {
         result.errors.push(e.to_string());
     }
@@ -91,7 +93,7 @@ fn converse(
     file: &TestFile,
     frame_ms: u64,
     result: &mut StreamResult,
-) -> Result<(), BoxError> {
+) -> anyhow::Result<()> {
     let (socket, _) = tungstenite::connect(url)?;
     let mut listener = Listener {
         socket,
@@ -108,7 +110,7 @@ fn converse(
         let due = listener.start + Duration::from_secs_f64(sent as f64 / BYTES_PER_SECOND);
         listener.listen_until(due, result)?;
         if listener.closed {
-            return Err("the server closed the connection before the end of the audio".into());
+            bail!("the server closed the connection before the end of the audio");
         }
         listener.socket.send(Message::binary(frame.to_vec()))?;
     }
@@ -118,12 +120,11 @@ fn converse(
     result.eos_to_done = listener.done_at.map(|t| t - eos_at);
     match (listener.done_at, listener.closed) {
         (Some(_), true) => Ok(()),
-        (None, true) => Err(format!(
+        (None, true) => bail!(
             "the connection closed ({}) without `done`",
             listener.close_frame.as_deref().unwrap_or("no close frame")
-        )
-        .into()),
-        (_, false) => Err(format!("no close within {} s of eos", FLUSH_LIMIT.as_secs()).into()),
+        ),
+        (_, false) => bail!("no close within {} s of eos", FLUSH_LIMIT.as_secs()),
     }
 }
 
@@ -142,11 +143,7 @@ struct Listener {
 impl Listener {
     /// Records every message that arrives before `deadline`, or until the connection
     /// closes.
-    fn listen_until(
-        &mut self,
-        deadline: Instant,
-        result: &mut StreamResult,
-    ) -> Result<(), BoxError> {
+    fn listen_until(&mut self, deadline: Instant, result: &mut StreamResult) -> anyhow::Result<()> {
         while !self.closed {
             let wait = deadline.saturating_duration_since(Instant::now());
             if wait.is_zero() {
@@ -171,14 +168,14 @@ impl Listener {
         Ok(())
     }
 
-    fn take(&mut self, message: Message, result: &mut StreamResult) -> Result<(), BoxError> {
+    fn take(&mut self, message: Message, result: &mut StreamResult) -> anyhow::Result<()> {
         let arrival = self.start.elapsed().as_secs_f64();
         match message {
             Message::Text(text) => {
                 let value: serde_json::Value = serde_json::from_str(text.as_str())?;
                 match value["type"].as_str() {
                     None => {
-                        let to_ms = value["to"].as_u64().ok_or("message without `to`")?;
+                        let to_ms = value["to"].as_u64().context("message without `to`")?;
                         result.messages.push(Arrival {
                             from_ms: value["from"].as_u64().unwrap_or(0),
                             to_ms,

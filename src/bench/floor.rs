@@ -6,11 +6,11 @@
 
 use std::time::Instant;
 
+use anyhow::Context;
 use serde::Serialize;
 
 use super::stats::{aggregate_wer, delta};
 use super::testset::{score, TestFile};
-use super::BoxError;
 use crate::audio::SAMPLE_RATE;
 use crate::config::{BenchArgs, ServeArgs};
 
@@ -58,13 +58,24 @@ pub(super) fn run_floor(
     files: &[TestFile],
     threads: u32,
     fit_audio_ctx: bool,
-) -> Result<FloorResult, BoxError> {
+) -> anyhow::Result<FloorResult> {
     let mode = if fit_audio_ctx {
         "fitted ctx"
     } else {
         "full ctx"
     };
     eprintln!("bench: offline floor ({mode}, {threads} thread(s))…");
+    measure(args, files, threads, fit_audio_ctx, mode)
+        .with_context(|| format!("offline floor ({mode})"))
+}
+
+fn measure(
+    args: &BenchArgs,
+    files: &[TestFile],
+    threads: u32,
+    fit_audio_ctx: bool,
+    mode: &str,
+) -> anyhow::Result<FloorResult> {
     let mut options = args.model.decode_options(threads);
     options.threads = threads;
     options.fit_audio_ctx = fit_audio_ctx;
@@ -72,14 +83,19 @@ pub(super) fn run_floor(
     let mut transcriber = engine.transcriber()?;
     // The first run allocates buffers; keep that out of the numbers.
     let warm_up = &files[0].samples[..files[0].samples.len().min(SAMPLE_RATE as usize * 2)];
-    transcriber.transcribe(warm_up, "")?;
+    transcriber
+        .transcribe(warm_up, "")
+        .with_context(|| format!("warming up on {}", files[0].name))?;
 
     let cpu_before = crate::cpu::process_cpu_seconds();
     let started = Instant::now();
     let mut results = Vec::new();
     for file in files {
         let begin = Instant::now();
-        let transcript = transcriber.transcribe(&file.samples, "")?.text();
+        let transcript = transcriber
+            .transcribe(&file.samples, "")
+            .with_context(|| format!("transcribing {}", file.name))?
+            .text();
         let scored = score(file, &transcript);
         results.push(FloorFile {
             file: file.name.clone(),

@@ -33,6 +33,8 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
+
 use crate::config::BenchArgs;
 
 mod client;
@@ -57,18 +59,14 @@ pub use targets::{TargetCheck, TargetStatus};
 use floor::{floor_threads, run_floor};
 use render::RoundLine;
 use report::append_markdown;
-use rounds::{capacity, run_round};
+use rounds::{capacity, client_counts, run_round};
 use server::RemoteServer;
 use targets::check_targets;
 use testset::load_test_set;
 
-/// Client counts `--max-search` tries, in order, until one fails.
-const SEARCH_STEPS: &[usize] = &[1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128];
-
-type BoxError = Box<dyn std::error::Error>;
-
-/// Runs the whole benchmark and prints (and writes) the report.
-pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
+/// Runs the whole benchmark and prints (and writes) the report. Errors carry context;
+/// print them with [`error_line`].
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let files = load_test_set(args)?;
     let audio_seconds: f64 = files.iter().map(|f| f.seconds).sum();
     eprintln!(
@@ -92,21 +90,14 @@ pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
 
     let files = Arc::new(files);
     let mut rounds = Vec::new();
-    let counts: Vec<usize> = if args.max_search {
-        SEARCH_STEPS
-            .iter()
-            .copied()
-            .filter(|&n| n <= args.max_clients.max(1))
-            .collect()
-    } else {
-        args.clients.iter().map(|&n| n as usize).collect()
-    };
-    for clients in counts {
-        let round = match run_round(args, &files, clients) {
+    for clients in client_counts(args) {
+        let round = run_round(args, &files, clients)
+            .with_context(|| format!("the round with {clients} client(s) could not run"));
+        let round = match round {
             Ok(round) => round,
             // Keep what was measured so far.
             Err(e) if !rounds.is_empty() => {
-                eprintln!("bench: the round with {clients} client(s) could not run: {e}");
+                eprintln!("bench: {}", error_line(&e));
                 break;
             }
             Err(e) => return Err(e),
@@ -144,12 +135,32 @@ pub fn run(args: &BenchArgs) -> Result<(), BoxError> {
     let markdown = report.to_string();
     println!("{markdown}");
     if let Some(path) = &args.output {
-        append_markdown(path, &markdown)?;
+        append_markdown(path, &markdown)
+            .with_context(|| format!("cannot append the report to {}", path.display()))?;
         eprintln!("bench: report appended to {}", path.display());
     }
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("bench: JSON written to {}", path.display());
     }
     Ok(())
+}
+
+/// `error` and its causes on one line, "context: cause: …". A cause whose text the line
+/// already holds is left out: many errors (WavError, EngineError, tungstenite's) print
+/// their source in their own message, and anyhow's `{:#}` would repeat it.
+pub fn error_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }

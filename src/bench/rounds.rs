@@ -16,7 +16,6 @@ use super::render::StreamLine;
 use super::server::{RemoteServer, ServerProcess};
 use super::stats::{delta, GroupStats};
 use super::testset::TestFile;
-use super::BoxError;
 use crate::config::BenchArgs;
 
 #[derive(Debug, Clone, Serialize)]
@@ -37,12 +36,29 @@ pub struct RoundResult {
     pub streams: Vec<StreamResult>,
 }
 
+/// Client counts `--max-search` tries, in order, until one fails.
+const SEARCH_STEPS: &[usize] = &[1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128];
+
+/// The client count of each round, in order: `--clients`, or with `--max-search` the
+/// [`SEARCH_STEPS`] up to `--max-clients`.
+pub(super) fn client_counts(args: &BenchArgs) -> Vec<usize> {
+    if args.max_search {
+        SEARCH_STEPS
+            .iter()
+            .copied()
+            .filter(|&n| n <= args.max_clients.max(1))
+            .collect()
+    } else {
+        args.clients.iter().map(|&n| n as usize).collect()
+    }
+}
+
 /// N clients against a fresh server (or the --url one).
 pub(super) fn run_round(
     args: &BenchArgs,
     files: &Arc<Vec<TestFile>>,
     clients: usize,
-) -> Result<RoundResult, BoxError> {
+) -> anyhow::Result<RoundResult> {
     let process = match args.url {
         Some(_) => None,
         None => Some(ServerProcess::start(args, clients)?),

@@ -11,7 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::BoxError;
+use anyhow::{anyhow, bail, Context};
+
 use crate::config::{BenchArgs, ModelArgs};
 
 /// A server at a URL: the WebSocket endpoint and the HTTP address for /info.
@@ -25,10 +26,10 @@ pub(super) struct RemoteServer {
 }
 
 impl RemoteServer {
-    pub(super) fn parse(url: &str) -> Result<RemoteServer, BoxError> {
-        let rest = url
-            .strip_prefix("ws://")
-            .ok_or_else(|| format!("--url {url:?}: only ws:// URLs are supported"))?;
+    pub(super) fn parse(url: &str) -> anyhow::Result<RemoteServer> {
+        let Some(rest) = url.strip_prefix("ws://") else {
+            bail!("--url {url:?}: only ws:// URLs are supported");
+        };
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         let authority = if authority.contains(':') {
             authority.to_string()
@@ -44,10 +45,13 @@ impl RemoteServer {
     }
 
     /// GET /info as JSON.
-    pub(super) fn info(&self) -> Result<serde_json::Value, BoxError> {
+    pub(super) fn info(&self) -> anyhow::Result<serde_json::Value> {
         let mut stream = TcpStream::connect(&self.authority)
-            .map_err(|e| format!("cannot reach {}: {e}", self.authority))?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+            .with_context(|| format!("cannot reach {}", self.authority))?;
+        let failed = || format!("GET /info from {} failed", self.authority);
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .with_context(failed)?;
         let path = if self.query.is_empty() {
             "/info".to_string()
         } else {
@@ -57,14 +61,16 @@ impl RemoteServer {
             stream,
             "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
             self.authority
-        )?;
+        )
+        .with_context(failed)?;
         let mut response = String::new();
-        stream.read_to_string(&mut response)?;
+        stream.read_to_string(&mut response).with_context(failed)?;
         let body = response
             .split_once("\r\n\r\n")
             .map(|(_, body)| body)
-            .ok_or("malformed /info response")?;
-        Ok(serde_json::from_str(body)?)
+            .ok_or_else(|| anyhow!("malformed /info response from {}", self.authority))?;
+        serde_json::from_str(body)
+            .with_context(|| format!("/info from {} is not JSON", self.authority))
     }
 
     /// The server process's CPU seconds, when /info tells (it needs the API key).
@@ -82,8 +88,8 @@ pub(super) struct ServerProcess {
 }
 
 impl ServerProcess {
-    pub(super) fn start(args: &BenchArgs, clients: usize) -> Result<ServerProcess, BoxError> {
-        let exe = server_executable()?;
+    pub(super) fn start(args: &BenchArgs, clients: usize) -> anyhow::Result<ServerProcess> {
+        let exe = server_executable().context("cannot find this executable to start the server")?;
         // The model as resolved here (MODEL_SIZE alias, default), so the server's
         // command line names the model it loads.
         let model = ModelArgs {
@@ -108,7 +114,7 @@ impl ServerProcess {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("cannot start {} serve: {e}", exe.display()))?;
+            .with_context(|| format!("cannot start {} serve", exe.display()))?;
         let stderr = child.stderr.take().expect("stderr is piped");
         let log = Arc::new(Mutex::new(VecDeque::new()));
         let (address_tx, address_rx) = crossbeam_channel::bounded(1);
@@ -121,7 +127,7 @@ impl ServerProcess {
             Err(_) => {
                 let _ = child.kill();
                 let log: Vec<String> = log.lock().unwrap().iter().cloned().collect();
-                return Err(format!("the server did not start:\n{}", log.join("\n")).into());
+                bail!("the server did not start:\n{}", log.join("\n"));
             }
         };
         Ok(ServerProcess {

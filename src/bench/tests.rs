@@ -1,15 +1,18 @@
-//! Snapshots of the whole report: a fixed synthetic report, rendered as markdown and
-//! serialised as `--json` does, must match the text the bench produced before its report
-//! code was restructured, byte for byte.
+//! Tests of the bench as a whole. Snapshots of the report: a fixed synthetic report,
+//! rendered as markdown and serialised as `--json` does, must match the text the bench
+//! produced before its report code was restructured, byte for byte. And the error line
+//! that `reswhis bench` prints.
 
 use clap::Parser;
 
 use super::client::{Arrival, StreamResult};
+use super::error_line;
 use super::floor::{FloorFile, FloorResult};
 use super::report::{Meta, Report, ServerUnderTest};
 use super::rounds::{capacity, RoundResult, Verdict};
 use super::stats::{aggregate_wer, stream_growth, GroupStats};
 use super::targets::check_targets;
+use crate::audio::WavError;
 use crate::config::{BenchArgs, Cli, Command};
 
 fn arrival(to_ms: u64, latency: f64) -> Arrival {
@@ -315,4 +318,20 @@ fn the_json_report_matches_its_snapshot() {
     let snapshot: serde_json::Value =
         serde_json::from_str(include_str!("testdata/report.json")).unwrap();
     assert_eq!(value, snapshot);
+}
+
+#[test]
+fn an_error_line_holds_each_cause_once() {
+    let wav = WavError::Read {
+        path: "a.wav".into(),
+        source: hound::Error::IoError(std::io::Error::other("gone")),
+    };
+    let error = anyhow::Error::new(wav).context("the test set");
+    assert_eq!(
+        error_line(&error),
+        "the test set: cannot read WAV file a.wav: gone"
+    );
+    assert!(format!("{error:#}").ends_with("gone: gone"), "{error:#}");
+    let plain = anyhow::anyhow!("no test audio in x");
+    assert_eq!(error_line(&plain), "no test audio in x");
 }

@@ -4,7 +4,8 @@
 
 use std::path::PathBuf;
 
-use super::BoxError;
+use anyhow::{bail, Context};
+
 use crate::audio::{read_wav, to_pcm_bytes, SAMPLE_RATE};
 use crate::config::BenchArgs;
 use crate::wer::word_errors;
@@ -18,11 +19,11 @@ pub(super) struct TestFile {
     pub(super) reference: Option<String>,
 }
 
-pub(super) fn load_test_set(args: &BenchArgs) -> Result<Vec<TestFile>, BoxError> {
+pub(super) fn load_test_set(args: &BenchArgs) -> anyhow::Result<Vec<TestFile>> {
     let paths: Vec<PathBuf> = if args.files.is_empty() {
-        let entries = std::fs::read_dir(&args.audio).map_err(|e| {
+        let entries = std::fs::read_dir(&args.audio).with_context(|| {
             format!(
-                "cannot read {}: {e} (run bench/fetch-audio.sh, or pass --files)",
+                "cannot read {} (run bench/fetch-audio.sh, or pass --files)",
                 args.audio.display()
             )
         })?;
@@ -43,7 +44,7 @@ pub(super) fn load_test_set(args: &BenchArgs) -> Result<Vec<TestFile>, BoxError>
         args.files.clone()
     };
     if paths.is_empty() {
-        return Err(format!("no test audio in {}", args.audio.display()).into());
+        bail!("no test audio in {}", args.audio.display());
     }
     paths
         .iter()
@@ -74,4 +75,28 @@ pub(super) fn score(file: &TestFile, transcript: &str) -> Option<(usize, usize)>
     file.reference
         .as_deref()
         .map(|r| word_errors(r, transcript))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::error_line;
+    use crate::config::{Cli, Command};
+    use clap::Parser;
+
+    #[test]
+    fn a_missing_audio_directory_says_how_to_get_one() {
+        let cli = Cli::try_parse_from(["reswhis", "bench", "--audio", "/nonexistent/audio"]);
+        let Some(Command::Bench(args)) = cli.unwrap().command else {
+            unreachable!("bench args")
+        };
+        let error = error_line(&load_test_set(&args).err().unwrap());
+        assert!(
+            error.starts_with(
+                "cannot read /nonexistent/audio (run bench/fetch-audio.sh, or pass --files): "
+            ),
+            "{error}"
+        );
+        assert!(error.contains("No such file"), "{error}");
+    }
 }
