@@ -15,12 +15,10 @@ use tungstenite::{Message, WebSocket};
 
 use super::stats::stream_growth;
 use super::testset::{score, TestFile};
-use crate::audio::SAMPLE_RATE;
+use crate::audio::{self, BYTES_PER_SAMPLE, BYTES_PER_SECOND};
 
 /// How long a client waits for `done` and the close after sending `eos`.
 const FLUSH_LIMIT: Duration = Duration::from_secs(120);
-/// Bytes per second of s16le mono audio.
-const BYTES_PER_SECOND: f64 = SAMPLE_RATE as f64 * 2.0;
 
 /// One committed message as the client saw it.
 #[derive(Debug, Clone, Serialize)]
@@ -102,12 +100,13 @@ fn converse(
         closed: false,
         close_frame: None,
     };
-    let frame_bytes = (SAMPLE_RATE as u64 * frame_ms / 1000) as usize * 2;
+    // 32 bytes per ms: a frame always holds whole samples.
+    let frame_bytes = BYTES_PER_SECOND * frame_ms as usize / 1000;
     let mut sent = 0;
     for frame in file.pcm.chunks(frame_bytes) {
         // A microphone client sends a frame once its last sample has been captured.
         sent += frame.len();
-        let due = listener.start + Duration::from_secs_f64(sent as f64 / BYTES_PER_SECOND);
+        let due = listener.start + Duration::from_secs_f64(audio::seconds(sent / BYTES_PER_SAMPLE));
         listener.listen_until(due, result)?;
         if listener.closed {
             bail!("the server closed the connection before the end of the audio");
@@ -246,7 +245,7 @@ mod tests {
 
     #[test]
     fn the_client_paces_in_real_time_and_measures_latency() {
-        let samples = vec![0.0f32; SAMPLE_RATE as usize]; // 1 s
+        let samples = vec![0.0f32; audio::samples(1.0)];
         let file = TestFile {
             name: "silence".into(),
             seconds: 1.0,

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::stats::{aggregate_wer, delta};
 use super::testset::{score, TestFile};
-use crate::audio::SAMPLE_RATE;
+use crate::audio;
 use crate::config::{BenchArgs, ServeArgs};
 
 #[derive(Debug, Clone, Serialize)]
@@ -82,7 +82,7 @@ fn measure(
     let engine = args.model.load_engine(options)?;
     let mut transcriber = engine.transcriber()?;
     // The first run allocates buffers; keep that out of the numbers.
-    let warm_up = &files[0].samples[..files[0].samples.len().min(SAMPLE_RATE as usize * 2)];
+    let warm_up = &files[0].samples[..files[0].samples.len().min(audio::samples(2.0))];
     transcriber
         .transcribe(warm_up, "")
         .with_context(|| format!("warming up on {}", files[0].name))?;

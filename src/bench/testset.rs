@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
-use crate::audio::{read_wav, to_pcm_bytes, SAMPLE_RATE};
+use crate::audio::{self, read_wav, to_pcm_bytes};
 use crate::config::BenchArgs;
 use crate::wer::word_errors;
 
@@ -61,7 +61,7 @@ pub(super) fn load_test_set(args: &BenchArgs) -> anyhow::Result<Vec<TestFile>> {
                     || path.display().to_string(),
                     |s| s.to_string_lossy().into(),
                 ),
-                seconds: samples.len() as f64 / SAMPLE_RATE as f64,
+                seconds: audio::seconds(samples.len()),
                 pcm: to_pcm_bytes(&samples),
                 samples,
                 reference,
