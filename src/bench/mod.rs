@@ -30,6 +30,14 @@
 //!   of those in the first third. A server that keeps up has about 0; one that falls
 //!   behind builds a backlog and the number grows with the stream.
 //! - *percentiles*: nearest rank (p90 is the smallest value with ≥ 90 % of values ≤ it).
+//!
+//! Code: one private module per step (`testset`, `floor`, `rounds`, which runs `client`
+//! streams against `server`, and the `report`), plus `stats` for the figures, `targets`
+//! for the checks and `render` for the text. Modules depend on `crate::config` and
+//! `crate::audio`, never the other way round; the report types are re-exported here.
+
+// Every public item of the bench is documented (the report types are a file format).
+#![warn(missing_docs)]
 
 use std::sync::Arc;
 

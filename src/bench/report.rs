@@ -16,7 +16,7 @@ use super::testset::TestFile;
 use crate::config::{BenchArgs, ServeArgs};
 
 /// Everything one `reswhis bench` run measured. Serialised as is by `--json`; its
-/// `Display` is the markdown report (see [`super::render`]).
+/// `Display` is the markdown report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// What was measured, where, and under which limits.
@@ -25,7 +25,7 @@ pub struct Report {
     pub floors: Vec<FloorResult>,
     /// The rounds in the order they ran.
     pub rounds: Vec<RoundResult>,
-    /// The largest client count that kept up (see [`capacity`](super::rounds::capacity)).
+    /// The largest client count whose round, and every smaller round run, kept up.
     pub capacity: Option<usize>,
     /// The targets of issue #5, checked on the above.
     pub targets: Vec<TargetCheck>,

@@ -18,14 +18,20 @@ use super::stats::{delta, GroupStats};
 use super::testset::TestFile;
 use crate::config::BenchArgs;
 
+/// One round: N clients, each streaming every file.
 #[derive(Debug, Clone, Serialize)]
 pub struct RoundResult {
+    /// Concurrent clients.
     pub clients: usize,
+    /// Seconds from the first client's start to the last one's end.
     pub wall_seconds: f64,
     /// Server CPU seconds (user + system) over the round, from /info.
     pub server_cpu_seconds: Option<f64>,
+    /// Server CPU seconds per second of audio streamed.
     pub cpu_per_audio_second: Option<f64>,
+    /// The figures over all streams of the round.
     pub overall: GroupStats,
+    /// The figures of each client, client 1 first.
     pub per_client: Vec<GroupStats>,
     /// Whether the round kept up; in the JSON, `pass` and `verdict` (see [`Verdict`]).
     #[serde(flatten)]
@@ -33,6 +39,7 @@ pub struct RoundResult {
     /// /info at the start of the round.
     #[serde(skip)]
     pub server_info: Option<serde_json::Value>,
+    /// Every stream, client by client, each client's in the order it sent them.
     pub streams: Vec<StreamResult>,
 }
 
@@ -154,10 +161,20 @@ pub enum Shortfall {
     Errors(usize),
     /// No stream got a committed message.
     NoText,
-    /// The p90 latency, in seconds, is over the limit.
-    Latency { p90: f64, limit: f64 },
-    /// The pooled growth, in seconds, is over the limit.
-    Growth { growth: f64, limit: f64 },
+    /// The p90 latency is over the limit.
+    Latency {
+        /// The round's p90 latency, seconds.
+        p90: f64,
+        /// `--latency-limit`, seconds.
+        limit: f64,
+    },
+    /// The pooled growth is over the limit.
+    Growth {
+        /// The round's pooled growth, seconds.
+        growth: f64,
+        /// `--growth-limit`, seconds.
+        limit: f64,
+    },
 }
 
 impl Verdict {

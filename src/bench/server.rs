@@ -18,6 +18,7 @@ use crate::config::{BenchArgs, ModelArgs};
 /// A server at a URL: the WebSocket endpoint and the HTTP address for /info.
 #[derive(Debug, Clone)]
 pub(super) struct RemoteServer {
+    /// The URL as given: clients connect to it.
     pub(super) ws_url: String,
     /// host:port
     pub(super) authority: String,
@@ -26,6 +27,8 @@ pub(super) struct RemoteServer {
 }
 
 impl RemoteServer {
+    /// Reads `ws://HOST[:PORT]/PATH[?QUERY]` (port 80 when none is given); `wss://` is
+    /// refused, the client speaks plain TCP only.
     pub(super) fn parse(url: &str) -> anyhow::Result<RemoteServer> {
         let Some(rest) = url.strip_prefix("ws://") else {
             bail!("--url {url:?}: only ws:// URLs are supported");
@@ -82,12 +85,16 @@ impl RemoteServer {
 /// `reswhis serve` on 127.0.0.1 port 0 as a child process; killed when dropped.
 pub(super) struct ServerProcess {
     child: Child,
+    /// Where it listens.
     pub(super) server: RemoteServer,
     /// The last lines of its log, for error messages.
     log: Arc<Mutex<VecDeque<String>>>,
 }
 
 impl ServerProcess {
+    /// Starts the server with the bench's model, policy and worker flags, room for
+    /// `clients` sessions (64 at least) and no session time limit, and waits until it
+    /// logs its address (up to 5 minutes: it loads the model first).
     pub(super) fn start(args: &BenchArgs, clients: usize) -> anyhow::Result<ServerProcess> {
         let exe = server_executable().context("cannot find this executable to start the server")?;
         // The model as resolved here (MODEL_SIZE alias, default), so the server's
@@ -137,6 +144,7 @@ impl ServerProcess {
         })
     }
 
+    /// The last 10 lines of the server's log.
     pub(super) fn log_tail(&self) -> String {
         let log = self.log.lock().unwrap();
         let skip = log.len().saturating_sub(10);

@@ -12,13 +12,19 @@ use crate::wer::word_errors;
 
 /// One test file, ready to send.
 pub(super) struct TestFile {
+    /// The file's stem, which names it in the report.
     pub(super) name: String,
+    /// Its duration.
     pub(super) seconds: f64,
+    /// Its audio, mono, for the floor.
     pub(super) samples: Vec<f32>,
+    /// The same audio as s16le bytes, as the clients send it.
     pub(super) pcm: Vec<u8>,
+    /// The reference transcript, trimmed, if NAME.txt exists.
     pub(super) reference: Option<String>,
 }
 
+/// The test set of `args`, files sorted by path (or in --files order).
 pub(super) fn load_test_set(args: &BenchArgs) -> anyhow::Result<Vec<TestFile>> {
     let paths: Vec<PathBuf> = if args.files.is_empty() {
         let entries = std::fs::read_dir(&args.audio).with_context(|| {
