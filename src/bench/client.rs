@@ -9,56 +9,16 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use serde::Serialize;
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
+use super::report::{Arrival, StreamResult};
 use super::stats::stream_growth;
 use super::testset::{score, TestFile};
 use crate::audio::{self, BYTES_PER_SAMPLE, BYTES_PER_SECOND};
 
 /// How long a client waits for `done` and the close after sending `eos`.
 const FLUSH_LIMIT: Duration = Duration::from_secs(120);
-
-/// One committed message as the client saw it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Arrival {
-    /// Start of the message's audio, ms from the stream's first sample (server time).
-    pub from_ms: u64,
-    /// End of the message's audio, ms from the stream's first sample (server time).
-    pub to_ms: u64,
-    /// Seconds from stream start.
-    pub arrival: f64,
-    /// arrival − to/1000.
-    pub latency: f64,
-}
-
-/// One file streamed on one connection.
-#[derive(Debug, Clone, Serialize)]
-pub struct StreamResult {
-    /// The client that streamed it, from 1.
-    pub client: usize,
-    /// The test file's name (its stem).
-    pub file: String,
-    /// Seconds of audio in the file.
-    pub audio_seconds: f64,
-    /// The committed messages, in arrival order.
-    pub messages: Vec<Arrival>,
-    /// The messages' text, concatenated.
-    pub transcript: String,
-    /// Word errors of the transcript against the reference, if the file has one.
-    pub word_errors: Option<usize>,
-    /// Words in the reference, if the file has one.
-    pub reference_words: Option<usize>,
-    /// Stream start → first committed message.
-    pub first_text: Option<f64>,
-    /// `eos` sent → `done` received.
-    pub eos_to_done: Option<f64>,
-    /// Mean latency of the last third minus the first third (see the module docs).
-    pub growth: Option<f64>,
-    /// What went wrong: the connection's error, server `error` messages, abnormal closes.
-    pub errors: Vec<String>,
-}
 
 type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
 

@@ -7,52 +7,12 @@
 use std::time::Instant;
 
 use anyhow::Context;
-use serde::Serialize;
 
+use super::report::{FloorFile, FloorResult};
 use super::stats::{aggregate_wer, delta};
 use super::testset::{score, TestFile};
 use crate::audio;
 use crate::config::{BenchArgs, ServeArgs};
-
-/// One offline pass over the test set.
-#[derive(Debug, Clone, Serialize)]
-pub struct FloorResult {
-    /// "full ctx" (30 s encoder window, the usual offline run) or "fitted ctx".
-    pub mode: String,
-    /// whisper.cpp threads.
-    pub threads: u32,
-    /// Seconds of audio transcribed.
-    pub audio_seconds: f64,
-    /// Seconds it took, warm-up excluded.
-    pub wall_seconds: f64,
-    /// CPU seconds (user + system) of this process over the pass, where the OS tells.
-    pub cpu_seconds: Option<f64>,
-    /// Real-time factor: wall / audio.
-    pub rtf: f64,
-    /// CPU seconds per second of audio.
-    pub cpu_per_audio_second: Option<f64>,
-    /// Word errors / reference words, pooled over the files with a reference.
-    pub wer: Option<f64>,
-    /// Each file's result, in test-set order.
-    pub files: Vec<FloorFile>,
-}
-
-/// One file of an offline pass.
-#[derive(Debug, Clone, Serialize)]
-pub struct FloorFile {
-    /// The test file's name (its stem).
-    pub file: String,
-    /// Seconds of audio in the file.
-    pub audio_seconds: f64,
-    /// Seconds its transcription took.
-    pub wall_seconds: f64,
-    /// Word errors of the transcript against the reference, if the file has one.
-    pub word_errors: Option<usize>,
-    /// Words in the reference, if the file has one.
-    pub reference_words: Option<usize>,
-    /// What whisper.cpp made of the whole file.
-    pub transcript: String,
-}
 
 /// whisper.cpp threads of one server worker: --threads, else what the remote server
 /// reports, else the server's own default (cores / workers).

@@ -31,14 +31,18 @@
 //!   behind builds a backlog and the number grows with the stream.
 //! - *percentiles*: nearest rank (p90 is the smallest value with ≥ 90 % of values ≤ it).
 //!
-//! Code: one private module per step (`testset`, `floor`, `rounds`, which runs `client`
-//! streams against `server`, and the `report`), plus `stats` for the figures, `targets`
-//! for the checks and `render` for the text. Modules depend on `crate::config` and
-//! `crate::audio`, never the other way round; the report types are re-exported here.
+//! Code: the report types (`report`, the `--json` format) are plain data that the other
+//! modules fill: `testset` loads the audio, `floor` measures the offline floor, `rounds`
+//! runs `client` streams against a `server`, `stats` computes the figures, `targets`
+//! checks them, `meta` reads the machine and commit, and `render` writes the markdown.
+//! The imports form no cycle: `report` uses no other bench module, and no library module
+//! outside `bench` uses it (`bench` uses `config`, not the other way round).
 
 // Every public item of the bench is documented (the report types are a file format).
 #![warn(missing_docs)]
 
+use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -47,6 +51,7 @@ use crate::config::BenchArgs;
 
 mod client;
 mod floor;
+mod meta;
 mod render;
 mod report;
 mod rounds;
@@ -57,16 +62,14 @@ mod targets;
 mod tests;
 mod testset;
 
-pub use client::{Arrival, StreamResult};
-pub use floor::{FloorFile, FloorResult};
-pub use report::{Meta, Report, ServerUnderTest};
-pub use rounds::{RoundResult, Shortfall, Verdict};
-pub use stats::{percentile, stream_growth, GroupStats, Summary, GROWTH_MIN_STREAM_SECONDS};
-pub use targets::{TargetCheck, TargetStatus};
+pub use report::{
+    Arrival, FloorFile, FloorResult, GroupStats, Meta, Report, RoundResult, ServerUnderTest,
+    Shortfall, StreamResult, Summary, TargetCheck, TargetStatus, Verdict,
+};
+pub use stats::{percentile, stream_growth, GROWTH_MIN_STREAM_SECONDS};
 
 use floor::{floor_threads, run_floor};
 use render::RoundLine;
-use report::append_markdown;
 use rounds::{capacity, client_counts, run_round};
 use server::RemoteServer;
 use targets::check_targets;
@@ -171,4 +174,17 @@ pub fn error_line(error: &anyhow::Error) -> String {
         line.push_str(&text);
     }
     line
+}
+
+/// Appends `markdown` to the file at `path`, after a blank line if it is not empty.
+fn append_markdown(path: &Path, markdown: &str) -> std::io::Result<()> {
+    let exists = path.metadata().is_ok_and(|m| m.len() > 0);
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    if exists {
+        file.write_all(b"\n")?;
+    }
+    file.write_all(markdown.as_bytes())
 }

@@ -7,10 +7,8 @@
 
 use std::fmt;
 
-use super::client::StreamResult;
-use super::report::{Report, ServerUnderTest};
-use super::rounds::RoundResult;
-use super::stats::{Summary, GROWTH_MIN_STREAM_SECONDS};
+use super::report::{Report, RoundResult, ServerUnderTest, StreamResult, Summary};
+use super::stats::GROWTH_MIN_STREAM_SECONDS;
 
 /// `value` with `decimals` decimals, or "–".
 pub(super) fn number(value: Option<f64>, decimals: usize) -> String {

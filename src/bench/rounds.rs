@@ -4,44 +4,16 @@
 //! within the limits and no stream had an error; the capacity is the largest client count
 //! whose round, and every smaller round run, kept up.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::ser::SerializeStruct;
-use serde::{Serialize, Serializer};
-
-use super::client::{stream_file, StreamResult};
+use super::client::stream_file;
 use super::render::StreamLine;
+use super::report::{GroupStats, RoundResult, Shortfall, StreamResult, Verdict};
 use super::server::{RemoteServer, ServerProcess};
-use super::stats::{delta, GroupStats};
+use super::stats::delta;
 use super::testset::TestFile;
 use crate::config::BenchArgs;
-
-/// One round: N clients, each streaming every file.
-#[derive(Debug, Clone, Serialize)]
-pub struct RoundResult {
-    /// Concurrent clients.
-    pub clients: usize,
-    /// Seconds from the first client's start to the last one's end.
-    pub wall_seconds: f64,
-    /// Server CPU seconds (user + system) over the round, from /info.
-    pub server_cpu_seconds: Option<f64>,
-    /// Server CPU seconds per second of audio streamed.
-    pub cpu_per_audio_second: Option<f64>,
-    /// The figures over all streams of the round.
-    pub overall: GroupStats,
-    /// The figures of each client, client 1 first.
-    pub per_client: Vec<GroupStats>,
-    /// Whether the round kept up; in the JSON, `pass` and `verdict` (see [`Verdict`]).
-    #[serde(flatten)]
-    pub verdict: Verdict,
-    /// /info at the start of the round.
-    #[serde(skip)]
-    pub server_info: Option<serde_json::Value>,
-    /// Every stream, client by client, each client's in the order it sent them.
-    pub streams: Vec<StreamResult>,
-}
 
 /// Client counts `--max-search` tries, in order, until one fails.
 const SEARCH_STEPS: &[usize] = &[1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128];
@@ -144,37 +116,15 @@ pub(super) fn run_round(
     })
 }
 
-/// Whether a round kept up: p90 latency within `--latency-limit`, growth within
-/// `--growth-limit`, no errors. Displays as "ok" or as its reasons joined by ", ".
-#[derive(Debug, Clone, PartialEq)]
-pub enum Verdict {
-    /// Within every limit.
-    KeepsUp,
-    /// Outside one or more limits; never empty.
-    Fails(Vec<Shortfall>),
-}
-
-/// One reason a round does not keep up.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Shortfall {
-    /// Streams recorded this many errors.
-    Errors(usize),
-    /// No stream got a committed message.
-    NoText,
-    /// The p90 latency is over the limit.
-    Latency {
-        /// The round's p90 latency, seconds.
-        p90: f64,
-        /// `--latency-limit`, seconds.
-        limit: f64,
-    },
-    /// The pooled growth is over the limit.
-    Growth {
-        /// The round's pooled growth, seconds.
-        growth: f64,
-        /// `--growth-limit`, seconds.
-        limit: f64,
-    },
+/// The largest client count whose round passed, if every smaller round run passed too.
+pub(super) fn capacity(rounds: &[RoundResult]) -> Option<usize> {
+    let mut sorted: Vec<&RoundResult> = rounds.iter().collect();
+    sorted.sort_by_key(|r| r.clients);
+    sorted
+        .iter()
+        .take_while(|r| r.verdict.keeps_up())
+        .map(|r| r.clients)
+        .last()
 }
 
 impl Verdict {
@@ -204,64 +154,12 @@ impl Verdict {
             Verdict::Fails(reasons)
         }
     }
-
-    /// True for [`Verdict::KeepsUp`].
-    pub fn keeps_up(&self) -> bool {
-        matches!(self, Verdict::KeepsUp)
-    }
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Verdict::KeepsUp => f.write_str("ok"),
-            Verdict::Fails(reasons) => {
-                for (i, reason) in reasons.iter().enumerate() {
-                    let separator = if i == 0 { "" } else { ", " };
-                    write!(f, "{separator}{reason}")?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-impl fmt::Display for Shortfall {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Shortfall::Errors(n) => write!(f, "{n} error(s)"),
-            Shortfall::NoText => f.write_str("no text"),
-            Shortfall::Latency { p90, limit } => write!(f, "p90 {p90:.2} s > {limit} s"),
-            Shortfall::Growth { growth, limit } => write!(f, "growth {growth:.2} s > {limit} s"),
-        }
-    }
-}
-
-impl Serialize for Verdict {
-    /// Two fields, flattened into the round: `pass` (keeps up) and `verdict` (Display).
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut fields = serializer.serialize_struct("Verdict", 2)?;
-        fields.serialize_field("pass", &self.keeps_up())?;
-        fields.serialize_field("verdict", &self.to_string())?;
-        fields.end()
-    }
-}
-
-/// The largest client count whose round passed, if every smaller round run passed too.
-pub(super) fn capacity(rounds: &[RoundResult]) -> Option<usize> {
-    let mut sorted: Vec<&RoundResult> = rounds.iter().collect();
-    sorted.sort_by_key(|r| r.clients);
-    sorted
-        .iter()
-        .take_while(|r| r.verdict.keeps_up())
-        .map(|r| r.clients)
-        .last()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::stats::Summary;
     use super::*;
+    use crate::bench::report::Summary;
 
     #[test]
     fn rounds_pass_only_within_the_limits() {

@@ -2,28 +2,11 @@
 //! pooled, WER pooled over words, and the figures of a group of streams. Pure functions:
 //! no clock, no I/O. The definitions are in [the module docs](super).
 
-use serde::Serialize;
-
-use super::client::{Arrival, StreamResult};
+use super::report::{Arrival, GroupStats, StreamResult, Summary};
 
 /// Streams shorter than this are left out of the growth figure (their thirds hold a
 /// message or two at most).
 pub const GROWTH_MIN_STREAM_SECONDS: f64 = 10.0;
-
-/// Count, mean, median, 90th percentile and maximum of some values.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Summary {
-    /// How many values.
-    pub count: usize,
-    /// Their arithmetic mean.
-    pub mean: f64,
-    /// Nearest-rank median.
-    pub p50: f64,
-    /// Nearest-rank 90th percentile.
-    pub p90: f64,
-    /// The largest value.
-    pub max: f64,
-}
 
 impl Summary {
     /// `None` for no values.
@@ -88,28 +71,6 @@ fn pooled_growth(streams: &[&StreamResult]) -> Option<f64> {
         last.extend(l);
     }
     Some(mean(&last)? - mean(&first)?)
-}
-
-/// The numbers for a group of streams (one client, or a whole round).
-#[derive(Debug, Clone, Serialize)]
-pub struct GroupStats {
-    /// Streams in the group.
-    pub streams: usize,
-    /// Seconds of audio they streamed.
-    pub audio_seconds: f64,
-    /// The latencies of all their committed messages, pooled.
-    pub latency: Option<Summary>,
-    /// Their times to first text.
-    pub first_text: Option<Summary>,
-    /// Growth pooled over the group's streams: all their last-third latencies minus all
-    /// their first-third ones (streams of at least [`GROWTH_MIN_STREAM_SECONDS`]).
-    pub growth: Option<f64>,
-    /// The largest single-stream growth, for information.
-    pub worst_stream_growth: Option<f64>,
-    /// Word errors / reference words, pooled over the streams with a reference.
-    pub wer: Option<f64>,
-    /// Errors recorded by all the streams.
-    pub errors: usize,
 }
 
 impl GroupStats {

@@ -4,32 +4,17 @@
 //! otherwise); the floor is the full-ctx one. A target whose inputs were not measured is
 //! [`TargetStatus::NotMeasured`], never a failure.
 
-use std::fmt;
-
-use serde::{Serialize, Serializer};
-
 use super::render::{number, percent};
-use super::report::Report;
+use super::report::{Report, TargetCheck, TargetStatus};
 
 /// Most mean latency, in seconds, of the 1-client round.
 pub const MEAN_LATENCY_SECONDS: f64 = 1.5;
 /// Most WER, in percentage points, that streaming may add to the full-ctx floor's.
 pub const WER_POINTS_OVER_FLOOR: f64 = 2.0;
-/// Fewest concurrent clients that must keep up (see [`super::rounds::Verdict`]).
+/// Fewest concurrent clients that must keep up (see [`Verdict`](super::Verdict)).
 pub const MIN_CLIENTS: usize = 4;
 /// Most server CPU per audio second, as a multiple of the full-ctx floor's.
 pub const CPU_TIMES_FLOOR: f64 = 3.0;
-
-/// The outcome of one target check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TargetStatus {
-    /// Measured and within the target: "PASS".
-    Met,
-    /// Measured and outside the target: "FAIL".
-    Missed,
-    /// The figures it needs were not measured: "N/A".
-    NotMeasured,
-}
 
 impl TargetStatus {
     /// `Some(within target)`, or `None` when not measured.
@@ -40,35 +25,6 @@ impl TargetStatus {
             None => TargetStatus::NotMeasured,
         }
     }
-}
-
-impl fmt::Display for TargetStatus {
-    /// "PASS", "FAIL" or "N/A"; honours width and alignment (`{:<4}`).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(match self {
-            TargetStatus::Met => "PASS",
-            TargetStatus::Missed => "FAIL",
-            TargetStatus::NotMeasured => "N/A",
-        })
-    }
-}
-
-impl Serialize for TargetStatus {
-    /// As its Display string: the JSON holds "PASS", "FAIL" or "N/A".
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-/// One target: whether it was met, what it is, and what was measured.
-#[derive(Debug, Clone, Serialize)]
-pub struct TargetCheck {
-    /// The outcome.
-    pub status: TargetStatus,
-    /// The target, with its threshold.
-    pub target: String,
-    /// The figures it was checked on.
-    pub measured: String,
 }
 
 fn check(met: Option<bool>, target: String, measured: String) -> TargetCheck {

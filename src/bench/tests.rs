@@ -5,12 +5,13 @@
 
 use clap::Parser;
 
-use super::client::{Arrival, StreamResult};
 use super::error_line;
-use super::floor::{FloorFile, FloorResult};
-use super::report::{Meta, Report, ServerUnderTest};
-use super::rounds::{capacity, RoundResult, Verdict};
-use super::stats::{aggregate_wer, stream_growth, GroupStats};
+use super::report::{
+    Arrival, FloorFile, FloorResult, GroupStats, Meta, Report, RoundResult, ServerUnderTest,
+    StreamResult, Verdict,
+};
+use super::rounds::capacity;
+use super::stats::{aggregate_wer, stream_growth};
 use super::targets::check_targets;
 use crate::audio::WavError;
 use crate::config::{BenchArgs, Cli, Command};
