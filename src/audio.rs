@@ -5,6 +5,25 @@ use std::path::Path;
 /// The only rate Whisper works at, and what clients must send.
 pub const SAMPLE_RATE: u32 = 16_000;
 
+/// Bytes of one sample on the wire (s16le).
+pub const BYTES_PER_SAMPLE: usize = 2;
+
+/// Bytes of one second of mono s16le audio at [`SAMPLE_RATE`] (32,000).
+pub const BYTES_PER_SECOND: usize = SAMPLE_RATE as usize * BYTES_PER_SAMPLE;
+
+/// The duration of `samples` samples at [`SAMPLE_RATE`], in seconds.
+pub fn seconds(samples: usize) -> f64 {
+    samples as f64 / SAMPLE_RATE as f64
+}
+
+/// The whole number of samples in `seconds` at [`SAMPLE_RATE`], rounded down (as the
+/// `as` cast does: a negative or NaN duration gives 0), so that a buffer cut at it never
+/// holds more than `seconds` of audio. Not an exact inverse of [`seconds`]: `n / 16000`
+/// is rarely exact in binary, and `samples(seconds(n))` is `n - 1` for about 1 % of `n`.
+pub fn samples(seconds: f64) -> usize {
+    (seconds * SAMPLE_RATE as f64) as usize
+}
+
 /// Decodes a stream of s16le mono bytes that arrives in pieces of any size. A piece with
 /// an odd number of bytes leaves its last byte for the next one.
 #[derive(Debug, Default)]
@@ -122,6 +141,21 @@ mod tests {
             decoder.decode(chunk, &mut out);
         }
         out
+    }
+
+    #[test]
+    fn samples_and_seconds_convert_at_the_sample_rate() {
+        assert_eq!(BYTES_PER_SECOND, 32_000);
+        assert_eq!(seconds(16_000), 1.0);
+        assert_eq!(seconds(8_000), 0.5);
+        assert_eq!(samples(2.0), 32_000);
+        assert_eq!(samples(0.1), 1_600);
+        // Rounded down: 1.5 samples are 1.
+        assert_eq!(samples(1.5 / 16_000.0), 1);
+        assert_eq!(samples(-1.0), 0);
+        // Rounding down is not an inverse of `seconds`.
+        assert_eq!(samples(seconds(1_000)), 1_000);
+        assert_eq!(samples(seconds(1_001)), 1_000);
     }
 
     #[test]

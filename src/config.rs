@@ -36,11 +36,11 @@ pub enum Command {
     /// Run a WAV file through the streaming policy and print each commit as it happens.
     Simulate(SimulateArgs),
     /// Measure latency, accuracy and capacity of a server over WebSocket (issue #5).
-    Bench(crate::bench::BenchArgs),
+    Bench(BenchArgs),
 }
 
 /// Which model and how to decode.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, PartialEq, Args)]
 pub struct ModelArgs {
     /// Model name (tiny.en, base, …, looked up as MODELS_DIR/ggml-NAME.bin) or a path to
     /// a ggml model file. MODEL_SIZE is accepted as an alias of MODEL. [default: tiny.en]
@@ -113,6 +113,44 @@ impl ModelArgs {
         )
     }
 
+    /// These settings as command-line flags that parse back to an equal `ModelArgs`
+    /// (`--threads` and `--model` only when set), to hand them to a child `reswhis`.
+    /// The path of `--models-dir` is passed as UTF-8 (lossily, if it is not).
+    pub fn to_args(&self) -> Vec<String> {
+        // Destructured without `..`: a new field does not compile until it is passed on.
+        let ModelArgs {
+            model,
+            models_dir,
+            language,
+            threads,
+            beam_size,
+            gpu,
+            full_audio_ctx,
+        } = self;
+        let mut args = Vec::new();
+        if let Some(model) = model {
+            args.extend(["--model".to_string(), model.clone()]);
+        }
+        args.extend([
+            "--models-dir".to_string(),
+            models_dir.to_string_lossy().into_owned(),
+            "--language".to_string(),
+            language.clone(),
+        ]);
+        if let Some(threads) = threads {
+            args.extend(["--threads".to_string(), threads.to_string()]);
+        }
+        args.extend([
+            "--beam-size".to_string(),
+            beam_size.to_string(),
+            "--gpu".to_string(),
+            gpu.to_string(),
+            "--full-audio-ctx".to_string(),
+            full_audio_ctx.to_string(),
+        ]);
+        args
+    }
+
     pub fn decode_options(&self, threads: u32) -> DecodeOptions {
         DecodeOptions {
             language: match self.language.as_str() {
@@ -127,7 +165,7 @@ impl ModelArgs {
 }
 
 /// The streaming policy.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, PartialEq, Args)]
 pub struct PolicyArgs {
     /// Seconds of new audio that trigger an update.
     #[arg(long, env = "MINIMUM_CHUNK_SIZE", default_value_t = 1.0,
@@ -153,6 +191,28 @@ pub struct PolicyArgs {
 }
 
 impl PolicyArgs {
+    /// These settings as command-line flags that parse back to an equal `PolicyArgs`,
+    /// to hand them to a child `reswhis`. An `f64` is written in its shortest form that
+    /// reads back as the same value.
+    pub fn to_args(&self) -> Vec<String> {
+        // Destructured without `..`: a new field does not compile until it is passed on.
+        let PolicyArgs {
+            min_chunk_size,
+            buffer_trimming_sec,
+            prompt_chars,
+            trim_context_sec,
+        } = self;
+        [
+            ("--min-chunk-size", min_chunk_size.to_string()),
+            ("--buffer-trimming-sec", buffer_trimming_sec.to_string()),
+            ("--prompt-chars", prompt_chars.to_string()),
+            ("--trim-context-sec", trim_context_sec.to_string()),
+        ]
+        .into_iter()
+        .flat_map(|(flag, value)| [flag.to_string(), value])
+        .collect()
+    }
+
     pub fn stream_config(&self, fault_injection: bool) -> StreamConfig {
         StreamConfig {
             min_chunk_sec: self.min_chunk_size,
@@ -320,6 +380,63 @@ pub struct SimulateArgs {
     pub fast: bool,
 }
 
+/// Options of `reswhis bench` (see [`crate::bench`] for what it measures).
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Benchmark a running server (ws://HOST:PORT/transcribe[?token=KEY]) instead of
+    /// starting one. The model flags then only describe the offline floor.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Concurrent clients; a list (1,2,4) runs one round per count, each against a fresh
+    /// server.
+    #[arg(long, value_delimiter = ',', default_value = "1",
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub clients: Vec<u32>,
+    /// Find the largest client count that keeps up: try 1,2,3,4,6,8,12,… until a round
+    /// fails (p90 latency over --latency-limit, growth over --growth-limit, or errors).
+    /// Replaces --clients.
+    #[arg(long)]
+    pub max_search: bool,
+    /// Largest client count --max-search tries.
+    #[arg(long, default_value_t = 64)]
+    pub max_clients: usize,
+    /// Directory of test audio: every *.wav with a same-named .txt reference.
+    #[arg(long, default_value = "bench/audio")]
+    pub audio: PathBuf,
+    /// These WAV files instead of --audio (a NAME.txt next to each is the reference).
+    #[arg(long, value_delimiter = ',')]
+    pub files: Vec<PathBuf>,
+    /// Audio per WebSocket message, in milliseconds.
+    #[arg(long, default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(10..=5000))]
+    pub frame_ms: u64,
+    /// Most p90 latency (seconds) a passing round may have.
+    #[arg(long, default_value_t = 3.0)]
+    pub latency_limit: f64,
+    /// Most latency growth (seconds, last third − first third) a passing round may have.
+    #[arg(long, default_value_t = 1.0)]
+    pub growth_limit: f64,
+    /// Append the report, as a markdown section, to this file.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Write all results (every stream and message) as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Skip the offline floor (and the checks that need it).
+    #[arg(long)]
+    pub no_floor: bool,
+    /// Print a line for every stream as it ends.
+    #[arg(long, short)]
+    pub verbose: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Server worker threads. [default: CPU cores / 2, at least 1]
+    #[arg(long, env = "WORKERS", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub workers: Option<u32>,
+}
+
 fn optional_duration(seconds: f64) -> Option<Duration> {
     (seconds > 0.0).then(|| Duration::from_secs_f64(seconds))
 }
@@ -350,6 +467,67 @@ mod tests {
     fn the_cli_definition_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    fn serve_args(flags: &[String]) -> ServeArgs {
+        let argv = ["reswhis", "serve"].map(String::from).into_iter();
+        match Cli::try_parse_from(argv.chain(flags.iter().cloned())) {
+            Ok(Cli {
+                command: Some(Command::Serve(args)),
+                ..
+            }) => args,
+            other => panic!("{flags:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn model_and_policy_flags_round_trip() {
+        let flags = "--model /m/ggml-base.bin --models-dir /data/modèles --language de \
+                     --threads 3 --beam-size 5 --gpu false --full-audio-ctx true \
+                     --min-chunk-size 0.35 --buffer-trimming-sec 9.125 --prompt-chars 120 \
+                     --trim-context-sec 0.1";
+        let given = serve_args(
+            &flags
+                .split_whitespace()
+                .map(String::from)
+                .collect::<Vec<_>>(),
+        );
+        let defaults = serve_args(&[]);
+        // Every field is set to something other than its default, so a field that
+        // to_args leaves out cannot come back equal by chance.
+        let ModelArgs {
+            model,
+            models_dir,
+            language,
+            threads,
+            beam_size,
+            gpu,
+            full_audio_ctx,
+        } = &given.model;
+        assert_ne!(*model, defaults.model.model);
+        assert_ne!(*models_dir, defaults.model.models_dir);
+        assert_ne!(*language, defaults.model.language);
+        assert_ne!(*threads, defaults.model.threads);
+        assert_ne!(*beam_size, defaults.model.beam_size);
+        assert_ne!(*gpu, defaults.model.gpu);
+        assert_ne!(*full_audio_ctx, defaults.model.full_audio_ctx);
+        let PolicyArgs {
+            min_chunk_size,
+            buffer_trimming_sec,
+            prompt_chars,
+            trim_context_sec,
+        } = &given.policy;
+        assert_ne!(*min_chunk_size, defaults.policy.min_chunk_size);
+        assert_ne!(*buffer_trimming_sec, defaults.policy.buffer_trimming_sec);
+        assert_ne!(*prompt_chars, defaults.policy.prompt_chars);
+        assert_ne!(*trim_context_sec, defaults.policy.trim_context_sec);
+
+        for args in [given, defaults] {
+            let flags = [args.model.to_args(), args.policy.to_args()].concat();
+            let again = serve_args(&flags);
+            assert_eq!(again.model, args.model, "{flags:?}");
+            assert_eq!(again.policy, args.policy, "{flags:?}");
+        }
     }
 
     #[test]

@@ -15,7 +15,9 @@ fn main() -> ExitCode {
         None => serve(cli.serve),
         Some(Command::Serve(args)) => serve(args),
         Some(Command::Simulate(args)) => simulate(&args),
-        Some(Command::Bench(args)) => reswhis::bench::run(&args),
+        Some(Command::Bench(args)) => {
+            reswhis::bench::run(&args).map_err(|e| reswhis::bench::error_line(&e).into())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,119 @@
+//! The conditions of a run that come from outside the bench's flags: the command line,
+//! the git commit, the CPU, the date. Read once, when the report is assembled; a missing
+//! one (no git, no /proc/cpuinfo) is `None`, never an error.
+
+use std::process::Command;
+use std::time::SystemTime;
+
+use super::report::{Meta, ServerUnderTest};
+use super::testset::TestFile;
+use crate::config::{BenchArgs, ServeArgs};
+
+impl Meta {
+    /// The conditions of this run, from `args`, the environment and the test set.
+    pub(super) fn collect(
+        args: &BenchArgs,
+        files: &[TestFile],
+        server_info: Option<serde_json::Value>,
+        floor_threads: u32,
+    ) -> Meta {
+        let command: Vec<String> = std::env::args().map(|a| shell_quote(&a)).collect();
+        let git = |args: &[&str]| {
+            Command::new("git")
+                .args(args)
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        };
+        let git_commit = git(&["rev-parse", "--short", "HEAD"]).map(|commit| {
+            match git(&["status", "--porcelain", "--untracked-files=no"]) {
+                Some(changes) if !changes.is_empty() => format!("{commit} (uncommitted changes)"),
+                _ => commit,
+            }
+        });
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|info| {
+                info.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(_, v)| v.trim().to_string())
+            });
+        Meta {
+            date: utc_now(),
+            command: command.join(" "),
+            git_commit,
+            nproc: ServeArgs::cores(),
+            cpu_model,
+            server: args
+                .url
+                .clone()
+                .map_or(ServerUnderTest::Child, ServerUnderTest::Remote),
+            server_info,
+            model: args.model.model_name(),
+            min_chunk_size: args.policy.min_chunk_size,
+            beam_size: args.model.beam_size,
+            full_audio_ctx: args.model.full_audio_ctx,
+            floor_threads,
+            files: files.iter().map(|f| f.name.clone()).collect(),
+            audio_seconds: files.iter().map(|f| f.seconds).sum(),
+            frame_ms: args.frame_ms,
+            latency_limit: args.latency_limit,
+            growth_limit: args.growth_limit,
+        }
+    }
+}
+
+/// `arg` as a POSIX shell reads it back: as is when it is plain, else single-quoted.
+fn shell_quote(arg: &str) -> String {
+    let plain = arg
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
+    if plain && !arg.is_empty() {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+/// "YYYY-MM-DD HH:MM UTC" without a date library.
+fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day); H. Hinnant's algorithm.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_quoting() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(20_513), (2026, 3, 1));
+        assert_eq!(shell_quote("--files"), "--files");
+        assert_eq!(shell_quote("a b"), "'a b'");
+    }
+}
