@@ -228,7 +228,7 @@ impl PolicyArgs {
 }
 
 /// Voice activity: the controller (VAC) and the filter (VAD), both Silero.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, PartialEq, Args)]
 pub struct VoiceArgs {
     /// Voice activity controller: only speech is transcribed, and each utterance is
     /// committed as soon as it ends (a pause of --vac-min-silence-ms). Clients can
@@ -259,6 +259,30 @@ pub struct VoiceArgs {
 }
 
 impl VoiceArgs {
+    /// The flags that reproduce these settings on another reswhis command line.
+    pub fn to_args(&self) -> Vec<String> {
+        // Destructured without `..`: a new field does not compile until it is passed on.
+        let VoiceArgs {
+            vac,
+            vad,
+            vad_model,
+            vac_min_silence_ms,
+            vac_threshold,
+            vac_padding_ms,
+        } = self;
+        [
+            ("--vac", vac.to_string()),
+            ("--vad", vad.to_string()),
+            ("--vad-model", vad_model.clone()),
+            ("--vac-min-silence-ms", vac_min_silence_ms.to_string()),
+            ("--vac-threshold", vac_threshold.to_string()),
+            ("--vac-padding-ms", vac_padding_ms.to_string()),
+        ]
+        .into_iter()
+        .flat_map(|(flag, value)| [flag.to_string(), value])
+        .collect()
+    }
+
     /// Where the Silero model is.
     pub fn vad_model_path(&self, models_dir: &Path) -> PathBuf {
         resolve_model_path(&self.vad_model, models_dir)
@@ -432,6 +456,8 @@ pub struct BenchArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub voice: VoiceArgs,
     /// Server worker threads. [default: CPU cores / 2, at least 1]
     #[arg(long, env = "WORKERS", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub workers: Option<u32>,
@@ -485,7 +511,8 @@ mod tests {
         let flags = "--model /m/ggml-base.bin --models-dir /data/modèles --language de \
                      --threads 3 --beam-size 5 --gpu false --full-audio-ctx true \
                      --min-chunk-size 0.35 --buffer-trimming-sec 9.125 --prompt-chars 120 \
-                     --trim-context-sec 0.1";
+                     --trim-context-sec 0.1 --vac true --vad true --vad-model /v.bin \
+                     --vac-min-silence-ms 750 --vac-threshold 0.45 --vac-padding-ms 120";
         let given = serve_args(
             &flags
                 .split_whitespace()
@@ -521,12 +548,32 @@ mod tests {
         assert_ne!(*buffer_trimming_sec, defaults.policy.buffer_trimming_sec);
         assert_ne!(*prompt_chars, defaults.policy.prompt_chars);
         assert_ne!(*trim_context_sec, defaults.policy.trim_context_sec);
+        let VoiceArgs {
+            vac,
+            vad,
+            vad_model,
+            vac_min_silence_ms,
+            vac_threshold,
+            vac_padding_ms,
+        } = &given.voice;
+        assert_ne!(*vac, defaults.voice.vac);
+        assert_ne!(*vad, defaults.voice.vad);
+        assert_ne!(*vad_model, defaults.voice.vad_model);
+        assert_ne!(*vac_min_silence_ms, defaults.voice.vac_min_silence_ms);
+        assert_ne!(*vac_threshold, defaults.voice.vac_threshold);
+        assert_ne!(*vac_padding_ms, defaults.voice.vac_padding_ms);
 
         for args in [given, defaults] {
-            let flags = [args.model.to_args(), args.policy.to_args()].concat();
+            let flags = [
+                args.model.to_args(),
+                args.policy.to_args(),
+                args.voice.to_args(),
+            ]
+            .concat();
             let again = serve_args(&flags);
             assert_eq!(again.model, args.model, "{flags:?}");
             assert_eq!(again.policy, args.policy, "{flags:?}");
+            assert_eq!(again.voice, args.voice, "{flags:?}");
         }
     }
 

@@ -109,6 +109,7 @@ impl ServerProcess {
             .args(["--host", "127.0.0.1", "--port", "0"])
             .args(model.to_args())
             .args(args.policy.to_args())
+            .args(args.voice.to_args())
             .args(["--max-sessions", &clients.max(64).to_string()])
             .args(["--max-session-duration", "0"]);
         if let Some(workers) = args.workers {
