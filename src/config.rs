@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::audio::SAMPLE_RATE;
 use crate::engine::{resolve_model_path, DecodeOptions, Engine, EngineError};
@@ -37,6 +37,9 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Measure latency, accuracy and capacity of a server over WebSocket (issue #5).
     Bench(BenchArgs),
+    /// Busy-loop on one CPU until killed or orphaned: the load of `bench --busy-cores`.
+    #[command(hide = true)]
+    Spin,
 }
 
 /// Which model and how to decode.
@@ -430,10 +433,19 @@ pub struct BenchArgs {
     /// These WAV files instead of --audio (a NAME.txt next to each is the reference).
     #[arg(long, value_delimiter = ',')]
     pub files: Vec<PathBuf>,
-    /// Audio per WebSocket message, in milliseconds.
-    #[arg(long, default_value_t = 100,
+    /// What each client streams.
+    #[arg(long, value_enum, default_value_t = Scenario::Files)]
+    pub scenario: Scenario,
+    /// Audio per WebSocket message, in milliseconds; a list (20,100,250) runs the rounds
+    /// once per frame size.
+    #[arg(long, value_delimiter = ',', default_value = "100",
           value_parser = clap::value_parser!(u64).range(10..=5000))]
-    pub frame_ms: u64,
+    pub frame_ms: Vec<u64>,
+    /// Processes that busy-loop on the CPU beside the server during the rounds (started
+    /// after the floor), as other programs on the machine would.
+    #[arg(long, default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=1024))]
+    pub busy_cores: u32,
     /// Most p90 latency (seconds) a passing round may have.
     #[arg(long, default_value_t = 3.0)]
     pub latency_limit: f64,
@@ -461,6 +473,29 @@ pub struct BenchArgs {
     /// Server worker threads. [default: CPU cores / 2, at least 1]
     #[arg(long, env = "WORKERS", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub workers: Option<u32>,
+}
+
+/// What the clients of `reswhis bench` stream (see [`crate::bench`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// Every test file, each on its own connection (client c starts at file c).
+    Files,
+    /// One long stream per client: the recordings under 30 s, rotated by client, joined
+    /// with 2–8 s pauses over a low noise floor.
+    Pauses,
+    /// One stream per client of 60 s of room noise (a cough, a click), nobody speaking.
+    Noise,
+}
+
+impl Scenario {
+    /// The name on the command line: "files", "pauses" or "noise".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scenario::Files => "files",
+            Scenario::Pauses => "pauses",
+            Scenario::Noise => "noise",
+        }
+    }
 }
 
 fn optional_duration(seconds: f64) -> Option<Duration> {

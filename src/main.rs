@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         Some(Command::Bench(args)) => {
             reswhis::bench::run(&args).map_err(|e| reswhis::bench::error_line(&e).into())
         }
+        Some(Command::Spin) => reswhis::bench::spin(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

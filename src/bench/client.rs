@@ -13,9 +13,10 @@ use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
 use super::report::{Arrival, StreamResult};
-use super::stats::stream_growth;
+use super::stats::{stream_growth, words_in_silence};
 use super::testset::{score, TestFile};
 use crate::audio::{self, BYTES_PER_SAMPLE, BYTES_PER_SECOND};
+use crate::wer::normalized_words;
 
 /// How long a client waits for `done` and the close after sending `eos`.
 const FLUSH_LIMIT: Duration = Duration::from_secs(120);
@@ -33,6 +34,8 @@ pub(super) fn stream_file(
         client,
         file: file.name.clone(),
         audio_seconds: file.seconds,
+        speech: file.speech.clone(),
+        silence_words: None,
         messages: Vec::new(),
         transcript: String::new(),
         word_errors: None,
@@ -52,6 +55,10 @@ pub(super) fn stream_file(
     result.reference_words = scored.map(|s| s.1);
     result.first_text = result.messages.first().map(|m| m.arrival);
     result.growth = stream_growth(&result.messages, file.seconds);
+    result.silence_words = file
+        .speech
+        .as_deref()
+        .map(|speech| words_in_silence(&result.messages, speech));
     result
 }
 
@@ -145,15 +152,15 @@ impl Listener {
                 match value["type"].as_str() {
                     None => {
                         let to_ms = value["to"].as_u64().context("message without `to`")?;
+                        let content = value["content"].as_str().unwrap_or("");
                         result.messages.push(Arrival {
                             from_ms: value["from"].as_u64().unwrap_or(0),
                             to_ms,
                             arrival,
                             latency: arrival - to_ms as f64 / 1000.0,
+                            words: normalized_words(content).len(),
                         });
-                        result
-                            .transcript
-                            .push_str(value["content"].as_str().unwrap_or(""));
+                        result.transcript.push_str(content);
                     }
                     Some("done") => self.done_at = Some(arrival),
                     Some("error") => result.errors.push(format!(
@@ -181,7 +188,7 @@ impl Listener {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audio::to_pcm_bytes;
+    use crate::bench::report::Span;
 
     /// A stand-in server that commits every frame's audio at once: what the client
     /// measures is then only its own pacing and the loopback, so latency ≈ 0.
@@ -216,13 +223,17 @@ mod tests {
     #[test]
     fn the_client_paces_in_real_time_and_measures_latency() {
         let samples = vec![0.0f32; audio::samples(1.0)];
-        let file = TestFile {
-            name: "silence".into(),
-            seconds: 1.0,
-            pcm: to_pcm_bytes(&samples),
+        // Speech in the first 0.15 s only: widened, it ends at 0.65 s.
+        let speech = vec![Span {
+            start: 0.0,
+            end: 0.15,
+        }];
+        let file = TestFile::new(
+            "silence".into(),
             samples,
-            reference: Some("w w w w w w w w w w".into()),
-        };
+            Some("w w w w w w w w w w".into()),
+            Some(speech),
+        );
         let started = Instant::now();
         let result = stream_file(&instant_server(), 1, &file, 100);
         assert!(started.elapsed() >= Duration::from_secs(1), "not real time");
@@ -236,5 +247,8 @@ mod tests {
         let first = result.first_text.unwrap();
         assert!((0.09..0.5).contains(&first), "first text {first}");
         assert!(result.eos_to_done.unwrap() < 0.3);
+        // The messages from 0.7 s on ([0.7, 0.8], …, [0.9, 1.0]) lie in silence.
+        assert!(result.messages.iter().all(|m| m.words == 1));
+        assert_eq!(result.silence_words, Some(3));
     }
 }

@@ -1,9 +1,11 @@
 //! The offline floor: whisper.cpp transcribes each file once, whole, in this process,
 //! with the server's model and whisper.cpp threads per worker, once with the full 30 s
-//! encoder window and once with it fitted to the audio. The CPU and WER targets compare
+//! encoder window and once with it fitted to the audio. In the `pauses` and `noise`
+//! scenarios the "files" are the streams of clients 1 and 2 (see [`super::workload`]). The CPU and WER targets compare
 //! the streaming server with it. A warm-up run before the clock starts keeps the first
 //! run's allocations out of the numbers.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -27,10 +29,11 @@ pub(super) fn floor_threads(args: &BenchArgs, remote_info: Option<&serde_json::V
     args.model.threads.or(remote).unwrap_or(local)
 }
 
-/// Transcribes every file once, whole (whisper.cpp seeks through audio over 30 s itself).
+/// Transcribes every file once, whole (whisper.cpp seeks through audio over 30 s itself):
+/// the test files, or the scenario streams of [`Workload::floor_set`](super::workload::Workload::floor_set).
 pub(super) fn run_floor(
     args: &BenchArgs,
-    files: &[TestFile],
+    files: &[Arc<TestFile>],
     threads: u32,
     fit_audio_ctx: bool,
 ) -> anyhow::Result<FloorResult> {
@@ -46,7 +49,7 @@ pub(super) fn run_floor(
 
 fn measure(
     args: &BenchArgs,
-    files: &[TestFile],
+    files: &[Arc<TestFile>],
     threads: u32,
     fit_audio_ctx: bool,
     mode: &str,

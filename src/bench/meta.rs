@@ -3,17 +3,20 @@
 //! one (no git, no /proc/cpuinfo) is `None`, never an error.
 
 use std::process::Command;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::report::{Meta, ServerUnderTest};
 use super::testset::TestFile;
 use crate::config::{BenchArgs, ServeArgs};
+use crate::protocol::SessionOptions;
 
 impl Meta {
-    /// The conditions of this run, from `args`, the environment and the test set.
+    /// The conditions of this run, from `args`, the environment and the test files (the
+    /// workload's recordings).
     pub(super) fn collect(
         args: &BenchArgs,
-        files: &[TestFile],
+        files: &[Arc<TestFile>],
         server_info: Option<serde_json::Value>,
         floor_threads: u32,
     ) -> Meta {
@@ -40,6 +43,7 @@ impl Meta {
                     .and_then(|l| l.split_once(':'))
                     .map(|(_, v)| v.trim().to_string())
             });
+        let vac = server_vac(args, server_info.as_ref());
         Meta {
             date: utc_now(),
             command: command.join(" "),
@@ -58,11 +62,28 @@ impl Meta {
             floor_threads,
             files: files.iter().map(|f| f.name.clone()).collect(),
             audio_seconds: files.iter().map(|f| f.seconds).sum(),
-            frame_ms: args.frame_ms,
+            scenario: args.scenario,
+            vac,
+            busy_cores: args.busy_cores,
+            frame_ms: args.frame_ms.clone(),
             latency_limit: args.latency_limit,
             growth_limit: args.growth_limit,
         }
     }
+}
+
+/// Whether the server under test ran its voice activity controller for the bench's
+/// connections: `?vac=` in `--url` decides per connection; else the server's /info
+/// says; else a child server has the `--vac` given to it.
+fn server_vac(args: &BenchArgs, server_info: Option<&serde_json::Value>) -> Option<bool> {
+    let url_vac = args
+        .url
+        .as_deref()
+        .and_then(|url| url.split_once('?'))
+        .and_then(|(_, query)| SessionOptions::from_query(query).ok()?.vac);
+    url_vac
+        .or_else(|| server_info?.get("voice_activity_controller")?.as_bool())
+        .or_else(|| args.url.is_none().then_some(args.voice.vac))
 }
 
 /// `arg` as a POSIX shell reads it back: as is when it is plain, else single-quoted.
@@ -115,5 +136,27 @@ mod tests {
         assert_eq!(civil_from_days(20_513), (2026, 3, 1));
         assert_eq!(shell_quote("--files"), "--files");
         assert_eq!(shell_quote("a b"), "'a b'");
+    }
+
+    #[test]
+    fn vac_comes_from_the_url_then_info_then_the_flag() {
+        let args = |extra: &[&str]| {
+            let argv = ["reswhis", "bench"].iter().chain(extra);
+            match <crate::config::Cli as clap::Parser>::try_parse_from(argv)
+                .unwrap()
+                .command
+            {
+                Some(crate::config::Command::Bench(args)) => args,
+                _ => unreachable!("bench args"),
+            }
+        };
+        let info = serde_json::json!({"voice_activity_controller": false});
+        assert_eq!(server_vac(&args(&["--vac", "true"]), None), Some(true));
+        assert_eq!(server_vac(&args(&[]), Some(&info)), Some(false));
+        let remote = args(&["--url", "ws://h:1/transcribe?token=k&vac=1"]);
+        assert_eq!(server_vac(&remote, Some(&info)), Some(true));
+        let remote = args(&["--url", "ws://h:1/transcribe", "--vac", "true"]);
+        assert_eq!(server_vac(&remote, Some(&info)), Some(false));
+        assert_eq!(server_vac(&remote, None), None);
     }
 }

@@ -1,24 +1,22 @@
 //! The report as text. `Display` for [`Report`] writes the markdown section that `--output`
 //! appends, composed of one `Display` type per part: [`Header`], [`FloorTable`],
 //! [`RoundsTable`], [`ClientsTable`], [`TargetsSection`]. Every part but the last ends
-//! with a blank line. Tables are padded so they line up as plain text too; `–` stands for
-//! a figure that was not measured. [`StreamLine`] and [`RoundLine`] are the progress
-//! lines printed while the bench runs.
+//! with a blank line. Tables are padded so they line up as plain text too (see
+//! [`Table`]); `–` stands for a figure that was not measured. A column that no round
+//! measured (words in silence in `files`, update timings of a server that does not
+//! report them) is left out, and the frame column appears only when several frame sizes
+//! ran, so the default report reads as it always has.
 
 use std::fmt;
 
-use super::report::{Report, RoundResult, ServerUnderTest, StreamResult, Summary};
-use super::stats::GROWTH_MIN_STREAM_SECONDS;
-
-/// `value` with `decimals` decimals, or "–".
-pub(super) fn number(value: Option<f64>, decimals: usize) -> String {
-    value.map_or_else(|| "–".into(), |v| format!("{v:.decimals$}"))
-}
-
-/// A fraction as a percentage with one decimal ("7.3 %"), or "–".
-pub(super) fn percent(value: Option<f64>) -> String {
-    value.map_or_else(|| "–".into(), |v| format!("{:.1} %", v * 100.0))
-}
+use super::report::{GroupStats, Report, RoundResult, ServerUnderTest, Summary};
+use super::rounds::capacity;
+use super::stats::{GROWTH_MIN_STREAM_SECONDS, SILENCE_MARGIN_SECONDS};
+use super::table::{number, percent, Table};
+use super::targets::judged_frame_ms;
+use super::workload::{NOISE_STREAM_SECONDS, PAUSES_MAX_RECORDING_SECONDS};
+use crate::config::Scenario;
+use crate::scenario::NOISE_FLOOR_DBFS;
 
 impl fmt::Display for Report {
     /// The whole markdown section, from its `##` title to the last target line.
@@ -37,8 +35,14 @@ impl fmt::Display for Report {
     }
 }
 
-/// The title, and what was measured how: command, commit, machine, server, audio and the
-/// definitions of the figures.
+/// The frame sizes as the header names them: "100" or "20, 100".
+fn frame_list(frames: &[u64]) -> String {
+    let frames: Vec<String> = frames.iter().map(u64::to_string).collect();
+    frames.join(", ")
+}
+
+/// The title, and what was measured how: command, commit, machine, server, audio, other
+/// load and the definitions of the figures.
 pub(super) struct Header<'a>(pub(super) &'a Report);
 
 impl fmt::Display for Header<'_> {
@@ -65,7 +69,7 @@ impl fmt::Display for Header<'_> {
         writeln!(
             f,
             "- Server: {} — model {}, {} worker(s) × {} thread(s), min chunk {} s, buffer \
-             trimmed past {} s keeping {} s of context, beam {}, {} audio ctx",
+             trimmed past {} s keeping {} s of context, beam {}, {} audio ctx{}",
             match &meta.server {
                 ServerUnderTest::Remote(url) => format!("{url} (as running)"),
                 ServerUnderTest::Child =>
@@ -84,16 +88,48 @@ impl fmt::Display for Header<'_> {
             } else {
                 "fitted"
             },
+            if meta.vac == Some(true) {
+                ", voice activity controller (VAC) on"
+            } else {
+                ""
+            },
         )?;
-        writeln!(
-            f,
-            "- Audio: {} file(s), {:.1} s; each client streams every file (client c starts at \
-             file c), in real time, {} ms frames, a new connection per file",
-            meta.files.len(),
-            meta.audio_seconds,
-            meta.frame_ms
-        )?;
-        writeln!(
+        let frames = frame_list(&meta.frame_ms);
+        match meta.scenario {
+            Scenario::Files => writeln!(
+                f,
+                "- Audio: {} file(s), {:.1} s; each client streams every file (client c starts \
+                 at file c), in real time, {frames} ms frames, a new connection per file",
+                meta.files.len(),
+                meta.audio_seconds,
+            )?,
+            Scenario::Pauses => writeln!(
+                f,
+                "- Audio: scenario `pauses`: the {} recording(s) under \
+                 {PAUSES_MAX_RECORDING_SECONDS} s with a reference, {:.1} s of speech; client c \
+                 streams them all as one stream, starting at recording c, joined with 2–8 s \
+                 pauses (seeded by c) over pink noise at {NOISE_FLOOR_DBFS} dBFS throughout, in \
+                 real time, {frames} ms frames, on one connection",
+                meta.files.len(),
+                meta.audio_seconds,
+            )?,
+            Scenario::Noise => writeln!(
+                f,
+                "- Audio: scenario `noise`: client c streams {NOISE_STREAM_SECONDS} s of pink \
+                 noise at {NOISE_FLOOR_DBFS} dBFS with a cough and a click (seeded by c), where \
+                 nobody speaks (the reference is empty), in real time, {frames} ms frames, on \
+                 one connection"
+            )?,
+        }
+        if meta.busy_cores > 0 {
+            writeln!(
+                f,
+                "- Load: {} process(es) busy-looping on the CPU (`reswhis spin`) beside the \
+                 server during the rounds (not during the floor)",
+                meta.busy_cores
+            )?;
+        }
+        write!(
             f,
             "- Definitions: *latency* = arrival of a committed message − (stream start + its \
              `to`), where stream start is the capture of the first sample (a frame is sent \
@@ -102,8 +138,30 @@ impl fmt::Display for Header<'_> {
              file − in the first third, over files ≥ {GROWTH_MIN_STREAM_SECONDS} s, pooled; \
              percentiles are nearest-rank; WER = word errors / reference words over all \
              streams (reswhis::wer normalisation); server CPU = user + system seconds of the \
-             server process over the round (/info), per second of audio streamed.\n"
-        )
+             server process over the round (/info), per second of audio streamed."
+        )?;
+        if self
+            .0
+            .rounds
+            .iter()
+            .any(|r| r.overall.silence_words.is_some())
+        {
+            write!(
+                f,
+                " *Words in silence* = words of the committed messages whose [from, to] \
+                 overlaps no recording widened by {SILENCE_MARGIN_SECONDS} s on each side (in \
+                 `noise`, every committed word)."
+            )?;
+        }
+        if self.0.rounds.iter().any(|r| r.server_stats.is_some()) {
+            write!(
+                f,
+                " *Max update* = the longest update (one transcription and what it commits) \
+                 and *updates cut* = updates cut short by the server's time budget, from the \
+                 server's /info after the round."
+            )?;
+        }
+        writeln!(f, "\n")
     }
 }
 
@@ -112,13 +170,25 @@ pub(super) struct FloorTable<'a>(pub(super) &'a Report);
 
 impl fmt::Display for FloorTable<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let report = self.0;
+        let what = match report.meta.scenario {
+            Scenario::Files => "each file once".to_string(),
+            _ => {
+                let names: Vec<&str> = report.floors[0]
+                    .files
+                    .iter()
+                    .map(|f| f.file.as_str())
+                    .collect();
+                format!("the streams {} once each", names.join(", "))
+            }
+        };
         writeln!(
             f,
-            "### Offline floor (whisper.cpp, each file once, whole, {} thread(s), in the bench \
+            "### Offline floor (whisper.cpp, {what}, whole, {} thread(s), in the bench \
              process)\n",
-            self.0.meta.floor_threads
+            report.meta.floor_threads
         )?;
-        let rows = self.0.floors.iter().map(|floor| {
+        let rows = report.floors.iter().map(|floor| {
             vec![
                 floor.mode.clone(),
                 format!("{:.3}", floor.rtf),
@@ -131,39 +201,117 @@ impl fmt::Display for FloorTable<'_> {
     }
 }
 
+/// Which of the optional columns a report's tables have.
+struct Columns {
+    /// More than one frame size ran.
+    frame: bool,
+    /// Some round counted words in silence (the scenarios).
+    silence: bool,
+    /// Some round's server reported its update timings.
+    updates: bool,
+}
+
+impl Columns {
+    fn of(report: &Report) -> Columns {
+        let rounds = &report.rounds;
+        Columns {
+            frame: report.meta.frame_ms.len() > 1
+                || rounds.iter().any(|r| r.frame_ms != rounds[0].frame_ms),
+            silence: rounds.iter().any(|r| r.overall.silence_words.is_some()),
+            updates: rounds.iter().any(|r| r.server_stats.is_some()),
+        }
+    }
+}
+
+/// The figures of a group shared by both tables: msgs, mean, p50, p90, max, first text,
+/// growth, WER and, when the tables have that column, words in silence.
+fn group_cells(group: &GroupStats, columns: &Columns) -> Vec<String> {
+    let mut cells = latency_cells(group.latency);
+    cells.extend([
+        number(group.first_text.map(|t| t.mean), 2),
+        number(group.growth, 2),
+        percent(group.wer),
+    ]);
+    if columns.silence {
+        cells.push(
+            group
+                .silence_words
+                .map_or_else(|| "–".into(), |w| w.to_string()),
+        );
+    }
+    cells
+}
+
+/// The headers of [`group_cells`].
+fn group_header(columns: &Columns) -> Vec<&'static str> {
+    let mut header = vec![
+        "msgs",
+        "mean",
+        "p50",
+        "p90",
+        "max",
+        "first text",
+        "growth",
+        "WER",
+    ];
+    if columns.silence {
+        header.push("words in silence");
+    }
+    header
+}
+
+/// The first cells of a row: the frame size (when several ran) and the client count.
+fn round_cells(round: &RoundResult, columns: &Columns) -> Vec<String> {
+    let mut cells = Vec::new();
+    if columns.frame {
+        cells.push(format!("{} ms", round.frame_ms));
+    }
+    cells.push(round.clients.to_string());
+    cells
+}
+
+/// The headers of [`round_cells`].
+fn round_header(columns: &Columns) -> Vec<&'static str> {
+    if columns.frame {
+        vec!["frame", "clients"]
+    } else {
+        vec!["clients"]
+    }
+}
+
 /// The streaming rounds: one row per round, with its verdict.
 pub(super) struct RoundsTable<'a>(pub(super) &'a Report);
 
 impl fmt::Display for RoundsTable<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "### Streaming (latencies in seconds)\n")?;
+        let columns = Columns::of(self.0);
         let rows = self.0.rounds.iter().map(|round| {
-            let overall = &round.overall;
-            let mut row = vec![round.clients.to_string(), overall.streams.to_string()];
-            row.extend(latency_cells(overall.latency));
-            row.extend([
-                number(overall.first_text.map(|t| t.mean), 2),
-                number(overall.growth, 2),
-                percent(overall.wer),
-                number(round.cpu_per_audio_second, 3),
-                round.verdict.to_string(),
-            ]);
+            let mut row = round_cells(round, &columns);
+            row.push(round.overall.streams.to_string());
+            row.extend(group_cells(&round.overall, &columns));
+            row.push(number(round.cpu_per_audio_second, 3));
+            if columns.updates {
+                let stats = round.server_stats.as_ref();
+                let update = stats.and_then(|s| s.update_seconds.as_ref());
+                row.push(number(update.and_then(|u| u.max), 2));
+                row.push(
+                    stats
+                        .and_then(|s| s.updates_cut)
+                        .map_or_else(|| "–".into(), |n| n.to_string()),
+                );
+            }
+            row.push(round.verdict.to_string());
             row
         });
-        let header = [
-            "clients",
-            "streams",
-            "msgs",
-            "mean",
-            "p50",
-            "p90",
-            "max",
-            "first text",
-            "growth",
-            "WER",
-            "server CPU s / audio s",
-            "keeps up",
-        ];
+        let mut header = round_header(&columns);
+        header.push("streams");
+        header.extend(group_header(&columns));
+        header.push("server CPU s / audio s");
+        if columns.updates {
+            header.extend(["max update s", "updates cut"]);
+        }
+        header.push("keeps up");
         writeln!(f, "{}", Table::new(&header, rows, true))
     }
 }
@@ -174,59 +322,78 @@ pub(super) struct ClientsTable<'a>(pub(super) &'a Report);
 impl fmt::Display for ClientsTable<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "Per client:\n")?;
+        let columns = Columns::of(self.0);
         let rows = self.0.rounds.iter().flat_map(|round| {
-            round.per_client.iter().enumerate().map(|(c, group)| {
-                let mut row = vec![round.clients.to_string(), (c + 1).to_string()];
-                row.extend(latency_cells(group.latency));
-                row.extend([
-                    number(group.first_text.map(|t| t.mean), 2),
-                    number(group.growth, 2),
-                    percent(group.wer),
-                    group.errors.to_string(),
-                ]);
+            let columns = &columns;
+            round.per_client.iter().enumerate().map(move |(c, group)| {
+                let mut row = round_cells(round, columns);
+                row.push((c + 1).to_string());
+                row.extend(group_cells(group, columns));
+                row.push(group.errors.to_string());
                 row
             })
         });
-        let header = [
-            "clients",
-            "client",
-            "msgs",
-            "mean",
-            "p50",
-            "p90",
-            "max",
-            "first text",
-            "growth",
-            "WER",
-            "errors",
-        ];
+        let mut header = round_header(&columns);
+        header.push("client");
+        header.extend(group_header(&columns));
+        header.push("errors");
         writeln!(f, "{}", Table::new(&header, rows, false))
     }
 }
 
-/// The capacity found and one line per target check.
+/// The capacity found (at each frame size) and one line per target check.
 pub(super) struct TargetsSection<'a>(pub(super) &'a Report);
 
 impl fmt::Display for TargetsSection<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let report = self.0;
-        let tried: Vec<String> = report
-            .rounds
-            .iter()
-            .map(|r| r.clients.to_string())
-            .collect();
+        let meta = &report.meta;
         writeln!(f, "### Targets\n")?;
-        writeln!(
+        let at_frame = |frame_ms: u64| {
+            let tried: Vec<String> = report
+                .rounds
+                .iter()
+                .filter(|r| r.frame_ms == frame_ms)
+                .map(|r| r.clients.to_string())
+                .collect();
+            let found = capacity(&report.rounds, frame_ms);
+            let found = found.map_or_else(|| "none".to_string(), |c| c.to_string());
+            (found, tried.join(", "))
+        };
+        write!(
             f,
-            "Capacity (largest client count with p90 ≤ {} s, growth ≤ {} s, no errors): {} \
-             (rounds run: {})\n",
-            report.meta.latency_limit,
-            report.meta.growth_limit,
-            report
-                .capacity
-                .map_or_else(|| "none".to_string(), |c| c.to_string()),
-            tried.join(", ")
+            "Capacity (largest client count with p90 ≤ {} s, growth ≤ {} s, no errors): ",
+            meta.latency_limit, meta.growth_limit,
         )?;
+        if let [_] = meta.frame_ms[..] {
+            let (_, tried) = at_frame(meta.frame_ms[0]);
+            let found = report
+                .capacity
+                .map_or_else(|| "none".to_string(), |c| c.to_string());
+            writeln!(f, "{found} (rounds run: {tried})\n")?;
+        } else {
+            let each: Vec<String> = meta
+                .frame_ms
+                .iter()
+                .map(|&frame| {
+                    let (found, tried) = at_frame(frame);
+                    format!("{found} at {frame} ms (rounds run: {tried})")
+                })
+                .collect();
+            writeln!(f, "{}\n", each.join("; "))?;
+            writeln!(
+                f,
+                "Targets judged on the {} ms rounds:\n",
+                judged_frame_ms(&meta.frame_ms)
+            )?;
+        }
+        if report.targets.is_empty() {
+            writeln!(
+                f,
+                "    (no target applies to the {} scenario with these settings)",
+                meta.scenario.as_str()
+            )?;
+        }
         for t in &report.targets {
             writeln!(f, "    {:<4}  {}: {}", t.status, t.target, t.measured)?;
         }
@@ -244,139 +411,4 @@ fn latency_cells(summary: Option<Summary>) -> Vec<String> {
         field(|s| s.p90),
         field(|s| s.max),
     ]
-}
-
-/// A markdown table with padded columns (readable as plain text too), each line ending in
-/// a newline. The first column and, with `text_last`, the last are left-aligned; the
-/// others hold numbers. Every row has one cell per header.
-struct Table<'a> {
-    header: &'a [&'a str],
-    rows: Vec<Vec<String>>,
-    text_last: bool,
-    /// Characters per column: its longest cell, header included, and at least 3.
-    widths: Vec<usize>,
-}
-
-impl<'a> Table<'a> {
-    fn new(
-        header: &'a [&'a str],
-        rows: impl IntoIterator<Item = Vec<String>>,
-        text_last: bool,
-    ) -> Self {
-        let rows: Vec<Vec<String>> = rows.into_iter().collect();
-        let widths = (0..header.len())
-            .map(|c| {
-                rows.iter()
-                    .map(|r| r[c].chars().count())
-                    .chain([header[c].chars().count(), 3])
-                    .max()
-                    .unwrap_or(3)
-            })
-            .collect();
-        Table {
-            header,
-            rows,
-            text_last,
-            widths,
-        }
-    }
-
-    fn left(&self, column: usize) -> bool {
-        column == 0 || (self.text_last && column == self.header.len() - 1)
-    }
-
-    fn line<'c>(
-        &self,
-        f: &mut fmt::Formatter<'_>,
-        cells: impl Iterator<Item = &'c str>,
-    ) -> fmt::Result {
-        f.write_str("|")?;
-        for (c, cell) in cells.enumerate() {
-            let w = self.widths[c];
-            if self.left(c) {
-                write!(f, " {cell:<w$} |")?;
-            } else {
-                write!(f, " {cell:>w$} |")?;
-            }
-        }
-        writeln!(f)
-    }
-}
-
-impl fmt::Display for Table<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.line(f, self.header.iter().copied())?;
-        let rule: Vec<String> = (0..self.header.len())
-            .map(|c| {
-                let dashes = "-".repeat(self.widths[c] - 1);
-                if self.left(c) {
-                    format!(":{dashes}")
-                } else {
-                    format!("{dashes}:")
-                }
-            })
-            .collect();
-        self.line(f, rule.iter().map(String::as_str))?;
-        for row in &self.rows {
-            self.line(f, row.iter().map(String::as_str))?;
-        }
-        Ok(())
-    }
-}
-
-/// One line per stream, for --verbose and errors.
-pub(super) struct StreamLine<'a>(pub(super) &'a StreamResult);
-
-impl fmt::Display for StreamLine<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.0;
-        let latency = Summary::of(&s.messages.iter().map(|m| m.latency).collect::<Vec<_>>());
-        write!(
-            f,
-            "client {} {} ({:.1} s): {} msgs, latency mean {} p90 {} max {} s, first text {} \
-             s, growth {} s, eos→done {} s, WER {}",
-            s.client,
-            s.file,
-            s.audio_seconds,
-            s.messages.len(),
-            number(latency.map(|l| l.mean), 2),
-            number(latency.map(|l| l.p90), 2),
-            number(latency.map(|l| l.max), 2),
-            number(s.first_text, 2),
-            number(s.growth, 2),
-            number(s.eos_to_done, 2),
-            percent(
-                s.word_errors
-                    .zip(s.reference_words)
-                    .map(|(e, w)| e as f64 / w.max(1) as f64)
-            ),
-        )?;
-        if !s.errors.is_empty() {
-            write!(f, "; ERRORS: {}", s.errors.join("; "))?;
-        }
-        Ok(())
-    }
-}
-
-/// One line per round, as it ends.
-pub(super) struct RoundLine<'a>(pub(super) &'a RoundResult);
-
-impl fmt::Display for RoundLine<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let r = self.0;
-        let l = r.overall.latency;
-        write!(
-            f,
-            "{} client(s): latency mean {} p90 {} max {} s, growth {} s, WER {}, server CPU {} \
-             s/audio s → {}",
-            r.clients,
-            number(l.map(|l| l.mean), 2),
-            number(l.map(|l| l.p90), 2),
-            number(l.map(|l| l.max), 2),
-            number(r.overall.growth, 2),
-            percent(r.overall.wer),
-            number(r.cpu_per_audio_second, 3),
-            r.verdict
-        )
-    }
 }

@@ -7,7 +7,9 @@
 use std::fmt;
 
 use serde::ser::SerializeStruct;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::config::Scenario;
 
 /// Everything one `reswhis bench` run measured. Serialised as is by `--json`; its
 /// `Display` is the markdown report.
@@ -17,11 +19,12 @@ pub struct Report {
     pub meta: Meta,
     /// Full ctx (the baseline of the checks) first, then fitted ctx; empty with --no-floor.
     pub floors: Vec<FloorResult>,
-    /// The rounds in the order they ran.
+    /// The rounds in the order they ran: for each frame size, each client count.
     pub rounds: Vec<RoundResult>,
-    /// The largest client count whose round, and every smaller round run, kept up.
+    /// The largest client count whose round, and every smaller round run, kept up, at
+    /// the frame size the targets are judged on (100 ms if it ran, else the first).
     pub capacity: Option<usize>,
-    /// The targets of issue #5, checked on the above.
+    /// The targets of issues #5, #9 and #10 that apply, checked on the above.
     pub targets: Vec<TargetCheck>,
 }
 
@@ -53,12 +56,21 @@ pub struct Meta {
     pub full_audio_ctx: bool,
     /// whisper.cpp threads of the offline floor.
     pub floor_threads: u32,
-    /// The test files' names, in test-set order.
+    /// The test files' names, in test-set order (`pauses`: the recordings the streams
+    /// are made of; `noise`: none).
     pub files: Vec<String>,
-    /// Seconds of audio in the test set (each client streams all of it).
+    /// Seconds of audio in those files (`files`: each client streams all of it).
     pub audio_seconds: f64,
-    /// `--frame-ms`.
-    pub frame_ms: u64,
+    /// `--scenario`: what each client streams.
+    #[serde(serialize_with = "scenario_name")]
+    pub scenario: Scenario,
+    /// Whether the server ran its voice activity controller: the URL's `?vac=`, else its
+    /// /info, else the `--vac` given to the child; `None` when unknown.
+    pub vac: Option<bool>,
+    /// `--busy-cores`: processes busy-looping beside the server during the rounds.
+    pub busy_cores: u32,
+    /// `--frame-ms`, each frame size in the order its rounds ran.
+    pub frame_ms: Vec<u64>,
     /// `--latency-limit`, seconds.
     pub latency_limit: f64,
     /// `--growth-limit`, seconds.
@@ -72,6 +84,10 @@ pub enum ServerUnderTest {
     Child,
     /// The running server at `--url`.
     Remote(String),
+}
+
+fn scenario_name<S: Serializer>(scenario: &Scenario, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(scenario.as_str())
 }
 
 impl Serialize for ServerUnderTest {
@@ -123,17 +139,21 @@ pub struct FloorFile {
     pub transcript: String,
 }
 
-/// One round: N clients, each streaming every file.
+/// One round: N clients, each streaming every file (`files`) or its own stream.
 #[derive(Debug, Clone, Serialize)]
 pub struct RoundResult {
     /// Concurrent clients.
     pub clients: usize,
+    /// Milliseconds of audio per WebSocket message.
+    pub frame_ms: u64,
     /// Seconds from the first client's start to the last one's end.
     pub wall_seconds: f64,
     /// Server CPU seconds (user + system) over the round, from /info.
     pub server_cpu_seconds: Option<f64>,
     /// Server CPU seconds per second of audio streamed.
     pub cpu_per_audio_second: Option<f64>,
+    /// The update timings of the server's /info after the round, when it reports them.
+    pub server_stats: Option<ServerStats>,
     /// The figures over all streams of the round.
     pub overall: GroupStats,
     /// The figures of each client, client 1 first.
@@ -148,8 +168,42 @@ pub struct RoundResult {
     pub streams: Vec<StreamResult>,
 }
 
+/// What a server's /info says of its updates (`stats.*`), since it started: for a
+/// child server, the round. Each part is `None` when /info lacks it (older servers).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerStats {
+    /// Seconds each update (one transcription and its commit) took.
+    pub update_seconds: Option<Timing>,
+    /// Seconds a stream with new audio waited for a worker.
+    pub queue_wait_seconds: Option<Timing>,
+    /// Updates cut short by a time budget.
+    pub updates_cut: Option<u64>,
+}
+
+/// A distribution as the server reports it; a figure it leaves out (or null, as for
+/// no values) is `None`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    /// How many values.
+    #[serde(default)]
+    pub count: u64,
+    /// Median.
+    #[serde(default)]
+    pub p50: Option<f64>,
+    /// 90th percentile.
+    #[serde(default)]
+    pub p90: Option<f64>,
+    /// 99th percentile.
+    #[serde(default)]
+    pub p99: Option<f64>,
+    /// The largest value.
+    #[serde(default)]
+    pub max: Option<f64>,
+}
+
 /// Whether a round kept up: p90 latency within `--latency-limit`, growth within
-/// `--growth-limit`, no errors. Displays as "ok" or as its reasons joined by ", ".
+/// `--growth-limit`, no errors, and some text (except where no one speaks). Displays
+/// as "ok" or as its reasons joined by ", ".
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
     /// Within every limit.
@@ -163,7 +217,7 @@ pub enum Verdict {
 pub enum Shortfall {
     /// Streams recorded this many errors.
     Errors(usize),
-    /// No stream got a committed message.
+    /// No stream got a committed message (not a shortfall where no one speaks).
     NoText,
     /// The p90 latency is over the limit.
     Latency {
@@ -224,15 +278,20 @@ impl Serialize for Verdict {
     }
 }
 
-/// One file streamed on one connection.
+/// One file (or scenario stream) streamed on one connection.
 #[derive(Debug, Clone, Serialize)]
 pub struct StreamResult {
     /// The client that streamed it, from 1.
     pub client: usize,
-    /// The test file's name (its stem).
+    /// The test file's name (its stem), or the scenario stream's ("pauses-3").
     pub file: String,
     /// Seconds of audio in the file.
     pub audio_seconds: f64,
+    /// Where speech lies in a scenario stream (none in `noise`); `None` for test files.
+    pub speech: Option<Vec<Span>>,
+    /// Words committed during silence (see [`words_in_silence`](super::words_in_silence));
+    /// `None` where `speech` is.
+    pub silence_words: Option<usize>,
     /// The committed messages, in arrival order.
     pub messages: Vec<Arrival>,
     /// The messages' text, concatenated.
@@ -262,6 +321,17 @@ pub struct Arrival {
     pub arrival: f64,
     /// arrival − to/1000.
     pub latency: f64,
+    /// Words in its text, as WER counts them (reswhis::wer normalisation).
+    pub words: usize,
+}
+
+/// A stretch of a stream, in seconds from its first sample.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Span {
+    /// Where it starts.
+    pub start: f64,
+    /// Where it ends.
+    pub end: f64,
 }
 
 /// The numbers for a group of streams (one client, or a whole round).
@@ -282,6 +352,8 @@ pub struct GroupStats {
     pub worst_stream_growth: Option<f64>,
     /// Word errors / reference words, pooled over the streams with a reference.
     pub wer: Option<f64>,
+    /// Words committed during silence, summed over the streams that measure it.
+    pub silence_words: Option<usize>,
     /// Errors recorded by all the streams.
     pub errors: usize,
 }

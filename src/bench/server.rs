@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 
+use super::report::{ServerStats, Timing};
 use crate::config::{BenchArgs, ModelArgs};
 
 /// A server at a URL: the WebSocket endpoint and the HTTP address for /info.
@@ -75,11 +76,25 @@ impl RemoteServer {
         serde_json::from_str(body)
             .with_context(|| format!("/info from {} is not JSON", self.authority))
     }
+}
 
-    /// The server process's CPU seconds, when /info tells (it needs the API key).
-    pub(super) fn cpu_seconds(&self) -> Option<f64> {
-        self.info().ok()?["stats"]["process_cpu_seconds"].as_f64()
-    }
+/// The server process's CPU seconds in its /info, when it tells (it needs the API key).
+pub(super) fn cpu_seconds(info: &serde_json::Value) -> Option<f64> {
+    info["stats"]["process_cpu_seconds"].as_f64()
+}
+
+/// The update timings in a server's /info (`stats.update_seconds`,
+/// `stats.queue_wait_seconds`, `stats.updates_cut`), each read on its own so that one
+/// missing or malformed leaves the others; `None` when /info has none of them.
+pub(super) fn server_stats(info: &serde_json::Value) -> Option<ServerStats> {
+    let stats = &info["stats"];
+    let timing = |key: &str| serde_json::from_value::<Timing>(stats.get(key)?.clone()).ok();
+    let parsed = ServerStats {
+        update_seconds: timing("update_seconds"),
+        queue_wait_seconds: timing("queue_wait_seconds"),
+        updates_cut: stats["updates_cut"].as_u64(),
+    };
+    (parsed != ServerStats::default()).then_some(parsed)
 }
 
 /// `reswhis serve` on 127.0.0.1 port 0 as a child process; killed when dropped.
@@ -166,7 +181,7 @@ impl Drop for ServerProcess {
 
 /// This executable. Linux names a binary that was rebuilt while it ran "PATH (deleted)";
 /// the new one at PATH will do.
-fn server_executable() -> std::io::Result<PathBuf> {
+pub(super) fn server_executable() -> std::io::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     match exe.to_str().and_then(|p| p.strip_suffix(" (deleted)")) {
         Some(path) => Ok(PathBuf::from(path)),
@@ -211,5 +226,31 @@ mod tests {
             "h:80"
         );
         assert!(RemoteServer::parse("wss://h/transcribe").is_err());
+    }
+
+    #[test]
+    fn update_timings_are_read_when_present() {
+        let info = serde_json::json!({"stats": {
+            "process_cpu_seconds": 2.5,
+            "update_seconds": {"count": 40, "p50": 0.25, "p90": 0.5, "p99": 0.75, "max": 1.5},
+            "queue_wait_seconds": {"count": 0, "p50": null, "p90": null, "p99": null,
+                                   "max": null},
+            "updates_cut": 3,
+        }});
+        let stats = server_stats(&info).unwrap();
+        let update = stats.update_seconds.unwrap();
+        assert_eq!(
+            (update.count, update.p90, update.max),
+            (40, Some(0.5), Some(1.5))
+        );
+        assert_eq!(stats.queue_wait_seconds.unwrap().max, None);
+        assert_eq!(stats.updates_cut, Some(3));
+        // Today's servers report none of them; a malformed one is left out alone.
+        let old = serde_json::json!({"stats": {"process_cpu_seconds": 2.5}});
+        assert_eq!(server_stats(&old), None);
+        assert_eq!(server_stats(&serde_json::json!({})), None);
+        let odd = serde_json::json!({"stats": {"update_seconds": "fast", "updates_cut": 0}});
+        let stats = server_stats(&odd).unwrap();
+        assert_eq!((stats.update_seconds, stats.updates_cut), (None, Some(0)));
     }
 }

@@ -1,8 +1,14 @@
 //! Statistics of the recorded arrivals: nearest-rank percentiles, growth per stream and
-//! pooled, WER pooled over words, and the figures of a group of streams. Pure functions:
-//! no clock, no I/O. The definitions are in [the module docs](super).
+//! pooled, WER pooled over words, words committed during silence, and the figures of a
+//! group of streams. Pure functions: no clock, no I/O. The definitions are in [the
+//! module docs](super).
 
-use super::report::{Arrival, GroupStats, StreamResult, Summary};
+use super::report::{Arrival, GroupStats, Span, StreamResult, Summary};
+
+/// Seconds by which each speech region is widened on both sides before a committed
+/// message is judged to lie in silence: speech recognisers place word boundaries
+/// loosely, and a message that ends just after the speech did is not a hallucination.
+pub const SILENCE_MARGIN_SECONDS: f64 = 0.5;
 
 /// Streams shorter than this are left out of the growth figure (their thirds hold a
 /// message or two at most).
@@ -61,6 +67,24 @@ pub fn stream_growth(messages: &[Arrival], seconds: f64) -> Option<f64> {
     Some(mean(&last)? - mean(&first)?)
 }
 
+/// Words of the committed `messages` whose [from, to] does not touch any of the
+/// `speech` regions widened by [`SILENCE_MARGIN_SECONDS`] on each side (closed
+/// intervals: a message that only touches a widened region counts as speech). With no
+/// speech regions, every committed word counts.
+pub fn words_in_silence(messages: &[Arrival], speech: &[Span]) -> usize {
+    let in_speech = |m: &Arrival| {
+        let (from, to) = (m.from_ms as f64 / 1000.0, m.to_ms as f64 / 1000.0);
+        speech.iter().any(|s| {
+            from <= s.end + SILENCE_MARGIN_SECONDS && to >= s.start - SILENCE_MARGIN_SECONDS
+        })
+    };
+    messages
+        .iter()
+        .filter(|m| !in_speech(m))
+        .map(|m| m.words)
+        .sum()
+}
+
 /// Growth over several streams: all their last-third latencies pooled, minus all their
 /// first-third latencies pooled (only streams that qualify for [`stream_growth`]).
 fn pooled_growth(streams: &[&StreamResult]) -> Option<f64> {
@@ -92,6 +116,10 @@ impl GroupStats {
                 .filter_map(|s| s.growth)
                 .max_by(f64::total_cmp),
             wer: aggregate_wer(streams.iter().map(|s| (s.word_errors, s.reference_words))),
+            silence_words: streams
+                .iter()
+                .filter_map(|s| s.silence_words)
+                .reduce(|a, b| a + b),
             errors: streams.iter().map(|s| s.errors.len()).sum(),
         }
     }
@@ -122,7 +150,43 @@ mod tests {
             to_ms,
             arrival: to_ms as f64 / 1000.0 + latency,
             latency,
+            words: 1,
         }
+    }
+
+    #[test]
+    fn words_in_silence_are_those_of_messages_outside_the_widened_speech() {
+        let message = |from_ms, to_ms, words| Arrival {
+            from_ms,
+            to_ms,
+            arrival: 0.0,
+            latency: 0.0,
+            words,
+        };
+        let speech = [
+            Span {
+                start: 1.0,
+                end: 4.0,
+            },
+            Span {
+                start: 10.0,
+                end: 12.0,
+            },
+        ];
+        let messages = [
+            message(1_000, 2_000, 3),   // inside
+            message(4_300, 4_500, 1),   // after the first, within 0.5 s: speech
+            message(4_500, 4_600, 1),   // touches 4.5: speech
+            message(4_600, 9_400, 2),   // between the widened regions: silence
+            message(9_000, 9_600, 4),   // reaches into 9.5: speech
+            message(0, 400, 5),         // before the first, 0.6 s away: silence
+            message(12_600, 14_000, 7), // after the last: silence
+            message(3_000, 11_000, 9),  // spans both: speech
+        ];
+        assert_eq!(words_in_silence(&messages, &speech), 2 + 5 + 7);
+        // No speech at all (the noise scenario): every committed word.
+        assert_eq!(words_in_silence(&messages, &[]), 32);
+        assert_eq!(words_in_silence(&[], &speech), 0);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Tests of the bench as a whole. Snapshots of the report: a fixed synthetic report,
 //! rendered as markdown and serialised as `--json` does, must match the text the bench
-//! produced before its report code was restructured, byte for byte. And the error line
-//! that `reswhis bench` prints.
+//! produced before its report code was restructured, byte for byte (the markdown of the
+//! `files` scenario has not changed since; the JSON has gained fields). And the error
+//! line that `reswhis bench` prints. The builders here serve [`super::scenario_tests`]
+//! too.
 
 use clap::Parser;
 
@@ -22,11 +24,13 @@ fn arrival(to_ms: u64, latency: f64) -> Arrival {
         to_ms,
         arrival: to_ms as f64 / 1000.0 + latency,
         latency,
+        words: 1,
     }
 }
 
-/// One stream as `stream_file` records it: `messages` are (to ms, latency s).
-fn synthetic_stream(
+/// One stream as `stream_file` records it: `messages` are (to ms, latency s), each
+/// covering the 500 ms before its `to` and holding one word.
+pub(super) fn synthetic_stream(
     client: usize,
     file: &str,
     audio_seconds: f64,
@@ -39,6 +43,8 @@ fn synthetic_stream(
         client,
         file: file.into(),
         audio_seconds,
+        speech: None,
+        silence_words: None,
         transcript: " w".repeat(messages.len()),
         word_errors: scored.map(|s| s.0),
         reference_words: scored.map(|s| s.1),
@@ -50,8 +56,8 @@ fn synthetic_stream(
     }
 }
 
-/// A round as `run_round` builds it from its streams.
-fn synthetic_round(
+/// A round as `run_round` builds it from its streams (100 ms frames, limits 3 s / 1 s).
+pub(super) fn synthetic_round(
     clients: usize,
     server_cpu_seconds: Option<f64>,
     streams: Vec<StreamResult>,
@@ -61,12 +67,14 @@ fn synthetic_round(
     let per_client = (1..=clients)
         .map(|c| GroupStats::of(&streams.iter().filter(|s| s.client == c).collect::<Vec<_>>()))
         .collect();
-    let verdict = Verdict::of(&overall, 3.0, 1.0);
+    let verdict = Verdict::of(&overall, 3.0, 1.0, true);
     RoundResult {
         clients,
+        frame_ms: 100,
         wall_seconds: 43.5 + clients as f64,
         server_cpu_seconds,
         cpu_per_audio_second: server_cpu_seconds.map(|c| c / overall.audio_seconds),
+        server_stats: None,
         overall,
         per_client,
         verdict,
@@ -75,7 +83,7 @@ fn synthetic_round(
     }
 }
 
-fn bench_args(extra: &[&str]) -> BenchArgs {
+pub(super) fn bench_args(extra: &[&str]) -> BenchArgs {
     let argv = ["reswhis", "bench"].iter().chain(extra);
     match Cli::try_parse_from(argv).unwrap().command {
         Some(Command::Bench(args)) => args,
@@ -85,7 +93,7 @@ fn bench_args(extra: &[&str]) -> BenchArgs {
 
 /// A fixed report: two floors, a passing 1-client round and a failing 2-client one
 /// (an error, and latency that grows), and the targets checked on them.
-fn synthetic_report(args: &BenchArgs, second_round_clients: usize) -> Report {
+pub(super) fn synthetic_report(args: &BenchArgs, second_round_clients: usize) -> Report {
     let floor = |mode: &str, wall: f64, cpu: Option<f64>, errors: (usize, usize)| FloorResult {
         mode: mode.into(),
         threads: 4,
@@ -181,14 +189,17 @@ fn synthetic_report(args: &BenchArgs, second_round_clients: usize) -> Report {
         floor_threads: 4,
         files: vec!["a".into(), "b".into()],
         audio_seconds: 42.5,
-        frame_ms: 100,
+        scenario: args.scenario,
+        vac: args.url.is_none().then_some(args.voice.vac),
+        busy_cores: args.busy_cores,
+        frame_ms: args.frame_ms.clone(),
         latency_limit: args.latency_limit,
         growth_limit: args.growth_limit,
     };
     let report = Report {
         meta,
         floors,
-        capacity: capacity(&rounds),
+        capacity: capacity(&rounds, 100),
         targets: Vec::new(),
         rounds,
     };

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
+use super::report::Span;
 use crate::audio::{self, read_wav, to_pcm_bytes};
 use crate::config::BenchArgs;
 use crate::wer::word_errors;
@@ -22,6 +23,28 @@ pub(super) struct TestFile {
     pub(super) pcm: Vec<u8>,
     /// The reference transcript, trimmed, if NAME.txt exists.
     pub(super) reference: Option<String>,
+    /// Where speech lies, for the scenario streams (empty: nobody speaks); `None` for a
+    /// test file, where it is not known.
+    pub(super) speech: Option<Vec<Span>>,
+}
+
+impl TestFile {
+    /// A test file of `samples`, with their s16le bytes.
+    pub(super) fn new(
+        name: String,
+        samples: Vec<f32>,
+        reference: Option<String>,
+        speech: Option<Vec<Span>>,
+    ) -> TestFile {
+        TestFile {
+            name,
+            seconds: audio::seconds(samples.len()),
+            pcm: to_pcm_bytes(&samples),
+            samples,
+            reference,
+            speech,
+        }
+    }
 }
 
 /// The test set of `args`, files sorted by path (or in --files order).
@@ -62,16 +85,11 @@ pub(super) fn load_test_set(args: &BenchArgs) -> anyhow::Result<Vec<TestFile>> {
             if reference.is_none() {
                 eprintln!("bench: {} has no .txt reference; no WER", path.display());
             }
-            Ok(TestFile {
-                name: path.file_stem().map_or_else(
-                    || path.display().to_string(),
-                    |s| s.to_string_lossy().into(),
-                ),
-                seconds: audio::seconds(samples.len()),
-                pcm: to_pcm_bytes(&samples),
-                samples,
-                reference,
-            })
+            let name = path.file_stem().map_or_else(
+                || path.display().to_string(),
+                |s| s.to_string_lossy().into(),
+            );
+            Ok(TestFile::new(name, samples, reference, None))
         })
         .collect()
 }
