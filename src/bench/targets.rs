@@ -284,6 +284,14 @@ fn p90_latency(
     )
 }
 
+fn plural_f(count: f64) -> &'static str {
+    if count == 1.0 {
+        ""
+    } else {
+        "s"
+    }
+}
+
 fn plural(count: usize) -> &'static str {
     if count == 1 {
         ""
@@ -335,7 +343,7 @@ fn wer_over_floor(
             (Some(s), Some(f)) => Some(s <= f + points / 100.0),
             _ => None,
         },
-        format!("WER ≤ floor WER + {points} points"),
+        format!("WER ≤ floor WER + {points} point{}", plural_f(points)),
         measured,
     )
 }

@@ -5,10 +5,10 @@
 //! - `pauses`: the test recordings shorter than [`PAUSES_MAX_RECORDING_SECONDS`] that have
 //!   a reference, joined into one stream with 2–8 s pauses over pink noise
 //!   ([`scenario::join_with_pauses`]). Variant v (from 1) starts at recording v − 1
-//!   (rotated) and seeds its pauses and noise with v; its reference is the recordings'
-//!   references joined, its speech regions the recordings' places.
+//!   (rotated) and seeds its pauses and noise with [`seed`]`(v)`; its reference is the
+//!   recordings' references joined, its speech regions the recordings' places.
 //! - `noise`: variant v is [`NOISE_STREAM_SECONDS`] of [`scenario::noise_only`] seeded
-//!   with v; its reference is empty and it has no speech regions.
+//!   with [`seed`]`(v)`; its reference is empty and it has no speech regions.
 //!
 //! Invariants: in the scenarios, client c streams variant c, one connection, so clients
 //! do not speak in step (variants cycle past [`MAX_VARIANTS`] clients); a variant is
@@ -123,8 +123,15 @@ impl Workload {
     }
 }
 
+/// The noise seed of variant `v`: v scattered over 32 bits (Knuth's multiplicative
+/// hash). xorshift's first draws from small seeds are nearly equal (seeds 1 to 5 all
+/// give a first pause of 2.0 s), so v itself would make the clients' pauses alike.
+pub(super) fn seed(v: usize) -> u32 {
+    (v as u32).wrapping_mul(0x9E37_79B9)
+}
+
 /// Variant `v` of `pauses`: the recordings from number v − 1 on (rotated), joined with
-/// pauses seeded by v.
+/// pauses seeded by [`seed`]`(v)`.
 pub(super) fn pauses_variant(recordings: &[Arc<TestFile>], v: usize) -> TestFile {
     let n = recordings.len();
     let parts: Vec<(Vec<f32>, String)> = (0..n)
@@ -134,7 +141,7 @@ pub(super) fn pauses_variant(recordings: &[Arc<TestFile>], v: usize) -> TestFile
             (file.samples.clone(), text)
         })
         .collect();
-    let joined = scenario::join_with_pauses(&parts, v as u32);
+    let joined = scenario::join_with_pauses(&parts, seed(v));
     let speech = joined
         .speech
         .iter()
@@ -153,7 +160,7 @@ pub(super) fn pauses_variant(recordings: &[Arc<TestFile>], v: usize) -> TestFile
 
 /// Variant `v` of `noise`: nobody speaks, so the reference is empty.
 pub(super) fn noise_variant(v: usize) -> TestFile {
-    let samples = scenario::noise_only(NOISE_STREAM_SECONDS, v as u32);
+    let samples = scenario::noise_only(NOISE_STREAM_SECONDS, seed(v));
     TestFile::new(
         format!("noise-{v}"),
         samples,
@@ -201,11 +208,23 @@ mod tests {
         // Speech regions: the recordings' lengths, in order, from 1 s in.
         let lengths = |f: &TestFile| -> Vec<f64> {
             let speech = f.speech.as_ref().unwrap();
-            speech.iter().map(|s| s.end - s.start).collect()
+            // To the millisecond: the spans are sample counts / 16 000.
+            let ms = |seconds: f64| (seconds * 1000.0).round() / 1000.0;
+            speech.iter().map(|s| ms(s.end - s.start)).collect()
         };
         assert_eq!(lengths(&one), [1.0, 2.0, 0.5]);
         assert_eq!(lengths(&two), [2.0, 0.5, 1.0]);
         assert_eq!(one.speech.as_ref().unwrap()[0].start, 1.0);
+        // The first pause differs between clients (it would be 2.0 s for seeds 1 to 5).
+        let first_pause = |f: &TestFile| {
+            let speech = f.speech.as_ref().unwrap();
+            speech[1].start - speech[0].end
+        };
+        let gaps: Vec<f64> = [&one, &two, &three, &four].map(|f| first_pause(f)).into();
+        assert!(gaps.iter().all(|p| (2.0..8.0).contains(p)), "{gaps:?}");
+        let spread =
+            gaps.iter().fold(0.0f64, |m, p| m.max(*p)) - gaps.iter().fold(8.0f64, |m, p| m.min(*p));
+        assert!(spread > 1.0, "{gaps:?}");
         // Same recordings, other pauses: client 4's stream is not client 1's.
         assert_ne!(one.samples, four.samples);
         assert_ne!(one.speech, four.speech);
