@@ -74,6 +74,8 @@ mod progress;
 mod render;
 mod report;
 mod rounds;
+#[cfg(test)]
+mod scenario_tests;
 mod server;
 mod stats;
 mod table;
