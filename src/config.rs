@@ -641,4 +641,42 @@ mod tests {
         let custom = Cli::try_parse_from(["reswhis", "--model", "my.bin"]).unwrap();
         assert_eq!(custom.serve.model.model_label(), "my");
     }
+
+    #[test]
+    fn bench_scenarios_frames_and_load_parse() {
+        let bench =
+            |flags: &[&str]| match Cli::try_parse_from(["reswhis", "bench"].iter().chain(flags)) {
+                Ok(Cli {
+                    command: Some(Command::Bench(args)),
+                    ..
+                }) => Ok(args),
+                Ok(other) => panic!("{other:?}"),
+                Err(e) => Err(e),
+            };
+        let defaults = bench(&[]).unwrap();
+        assert_eq!(
+            (defaults.scenario, defaults.frame_ms, defaults.busy_cores),
+            (Scenario::Files, vec![100], 0)
+        );
+        let args = bench(&[
+            "--scenario",
+            "pauses",
+            "--frame-ms",
+            "20,100,1000",
+            "--busy-cores",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!(args.scenario.as_str(), "pauses");
+        assert_eq!(args.frame_ms, [20, 100, 1000]);
+        assert_eq!(args.busy_cores, 2);
+        assert!(bench(&["--scenario", "speech"]).is_err());
+        assert!(bench(&["--frame-ms", "100,5"]).is_err());
+        // The spinner of --busy-cores is a subcommand, but not one to offer.
+        let spin = Cli::try_parse_from(["reswhis", "spin"]).unwrap();
+        assert!(matches!(spin.command, Some(Command::Spin)));
+        use clap::CommandFactory;
+        let help = Cli::command().render_help().to_string();
+        assert!(help.contains("bench") && !help.contains("spin"), "{help}");
+    }
 }
