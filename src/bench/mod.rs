@@ -7,7 +7,7 @@
 //!    same-named `.txt` reference (or the `--files` given). `pauses`: one long stream per
 //!    client, the recordings under 30 s joined with 2–8 s pauses over pink noise at
 //!    -50 dBFS, rotated and seeded per client. `noise`: one stream per client of 60 s of
-//!    room noise (a cough, a click) where nobody speaks. See [`workload`] for the details.
+//!    room noise (a cough, a click) where nobody speaks. The `workload` module has the details.
 //! 2. **Floor.** whisper.cpp transcribes each file once, offline, in this process, with
 //!    the same model and threads as a server worker: once with the full 30 s encoder
 //!    window (the usual offline baseline) and once with the window fitted to the audio.
