@@ -304,6 +304,7 @@ impl VoiceArgs {
             neg_threshold: (self.vac_threshold - 0.15).max(0.01),
             min_silence: samples(self.vac_min_silence_ms),
             pad_before: samples(self.vac_padding_ms),
+            ..GateConfig::default()
         }
     }
 }

@@ -80,17 +80,21 @@ pub struct UpdateOutcome {
 /// Whisper often re-punctuates a word as more audio arrives, which is no disagreement
 /// about what was said.
 fn same_word(a: &str, b: &str) -> bool {
-    let key = |s: &str| -> String {
-        s.chars()
-            .filter(|c| c.is_alphanumeric() || *c == '\'')
-            .flat_map(char::to_lowercase)
-            .collect()
-    };
-    let (ka, kb) = (key(a), key(b));
-    if ka.is_empty() && kb.is_empty() {
-        a.trim() == b.trim()
+    word_key(a) == word_key(b)
+}
+
+/// What [`same_word`] compares: the word's letters, digits and apostrophes in lower
+/// case, or the trimmed word when it has none.
+fn word_key(word: &str) -> String {
+    let key: String = word
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == '\'')
+        .flat_map(char::to_lowercase)
+        .collect();
+    if key.is_empty() {
+        word.trim().to_string()
     } else {
-        ka == kb
+        key
     }
 }
 
@@ -113,12 +117,39 @@ fn loop_repeats(n: usize) -> usize {
     }
 }
 
+/// A hypothesis that ends with this many words or more that it already said, in the
+/// same order, ends in a decoding loop.
+const MIN_REPEATED_TAIL: usize = 4;
+
 /// Whisper sometimes starts over at the end of a short buffer ("And so my fellow
 /// Americans. And so my fellow Americans.") or loops on one word, and two such
 /// hypotheses can agree. A decoding loop runs until the token limit, so a phrase that
 /// repeats up to the end of the hypothesis is taken as one: keep its first occurrence.
 /// Repeats followed by other words are speech ("words, words, words, words and …").
+/// The token limit can cut a loop short of a second full round ("… probably good.
+/// Thanks. Thanks. Thanks, and here's a long pause, and I think this is probably good.
+/// Thanks. Thanks"), so a hypothesis that ends with [`MIN_REPEATED_TAIL`] or more words
+/// it already said is cut before them too.
 fn truncate_at_repetition(words: &mut Vec<TimedWord>) {
+    truncate_periodic_tail(words);
+    truncate_repeated_tail(words);
+}
+
+/// Cuts a tail of at least [`MIN_REPEATED_TAIL`] words that occurs earlier in `words`
+/// (the longest such tail).
+fn truncate_repeated_tail(words: &mut Vec<TimedWord>) {
+    let keys: Vec<String> = words.iter().map(|w| word_key(&w.text)).collect();
+    let n = keys.len();
+    for length in (MIN_REPEATED_TAIL..=n / 2).rev() {
+        let tail = &keys[n - length..];
+        if (0..=n - 2 * length).any(|start| keys[start..start + length] == *tail) {
+            words.truncate(n - length);
+            return;
+        }
+    }
+}
+
+fn truncate_periodic_tail(words: &mut Vec<TimedWord>) {
     for start in 0..words.len() {
         let rest = words.len() - start;
         for n in 1..=rest / 2 {
@@ -260,9 +291,12 @@ impl HypothesisBuffer {
 #[derive(Debug)]
 pub struct OnlineProcessor {
     config: PolicyConfig,
-    /// Audio not yet trimmed away, starting at `buffer_offset` seconds.
+    /// Audio not yet trimmed away; `audio[0]` has stream index `buffer_start`. Kept in
+    /// samples, not seconds: the buffer is emptied at every utterance's end, and a sum
+    /// of seconds could leave a sample behind (which then stretched the next
+    /// utterance's buffer over the silence before it).
     audio: Vec<f32>,
-    buffer_offset: f64,
+    buffer_start: u64,
     hypotheses: HypothesisBuffer,
     /// Everything committed so far (kept for the prompt; trimmed to what it needs).
     committed: Vec<TimedWord>,
@@ -277,7 +311,7 @@ impl OnlineProcessor {
         OnlineProcessor {
             config,
             audio: Vec::new(),
-            buffer_offset: 0.0,
+            buffer_start: 0,
             hypotheses: HypothesisBuffer::default(),
             committed: Vec::new(),
             received: 0,
@@ -304,7 +338,7 @@ impl OnlineProcessor {
                 "gap {gap} in speech"
             );
             if self.audio.is_empty() {
-                self.buffer_offset = at as f64 / SAMPLE_RATE as f64;
+                self.buffer_start = at;
                 self.received = at;
             } else {
                 self.insert_audio(&vec![0.0; gap as usize]);
@@ -323,6 +357,11 @@ impl OnlineProcessor {
     /// Samples that arrived since the last transcription.
     pub fn unprocessed_samples(&self) -> usize {
         self.unprocessed
+    }
+
+    /// Stream time of the buffer's first sample, in seconds.
+    fn buffer_offset(&self) -> f64 {
+        self.buffer_start as f64 / SAMPLE_RATE as f64
     }
 
     /// Seconds of audio in the buffer.
@@ -349,7 +388,7 @@ impl OnlineProcessor {
         let before_buffer = self
             .committed
             .iter()
-            .rposition(|w| w.end <= self.buffer_offset)
+            .rposition(|w| w.end <= self.buffer_offset())
             .map_or(0, |i| i + 1);
         let mut chars = 0;
         let mut start = before_buffer;
@@ -415,7 +454,7 @@ impl OnlineProcessor {
         self.unprocessed = 0;
         let prompt = self.prompt();
         let transcript = transcribe(&self.audio, &prompt)?;
-        let offset = self.buffer_offset;
+        let offset = self.buffer_offset();
         log::trace!("prompt: {prompt:?}");
         log::trace!(
             "hypothesis at {offset:.2} s: {:?}",
@@ -446,10 +485,9 @@ impl OnlineProcessor {
             let forced = self.hypotheses.commit_all();
             self.committed.extend(forced.iter().cloned());
             newly.extend(forced);
-            let cut =
-                self.committed.last().map_or(0.0, |w| w.end).max(
-                    self.buffer_offset + self.buffer_seconds() - self.config.max_buffer_sec / 2.0,
-                );
+            let cut = self.committed.last().map_or(0.0, |w| w.end).max(
+                self.buffer_offset() + self.buffer_seconds() - self.config.max_buffer_sec / 2.0,
+            );
             self.cut_at(cut);
         }
         self.forget_old_committed();
@@ -460,8 +498,7 @@ impl OnlineProcessor {
     pub fn finish(&mut self) -> Option<Commit> {
         let words = self.hypotheses.commit_all();
         self.committed.extend(words.iter().cloned());
-        let end = self.buffer_offset + self.buffer_seconds();
-        self.cut_at(end);
+        self.cut_samples(self.audio.len());
         Commit::from_words(&words)
     }
 
@@ -488,7 +525,7 @@ impl OnlineProcessor {
             .unwrap_or(f64::NEG_INFINITY);
         let segment_cut = segment_ends
             .iter()
-            .map(|end| end + self.buffer_offset)
+            .map(|end| end + self.buffer_offset())
             .filter(|&end| end <= limit)
             .fold(f64::NEG_INFINITY, f64::max);
         let cut = if segment_cut >= word_cut - PREFER_SEGMENT_WITHIN_SEC {
@@ -496,17 +533,22 @@ impl OnlineProcessor {
         } else {
             word_cut
         };
-        if cut > self.buffer_offset {
+        if cut > self.buffer_offset() {
             self.cut_at(cut);
         }
     }
 
     fn cut_at(&mut self, time: f64) {
-        let seconds = (time - self.buffer_offset).max(0.0);
-        let samples = ((seconds * SAMPLE_RATE as f64) as usize).min(self.audio.len());
+        let seconds = (time - self.buffer_offset()).max(0.0);
+        self.cut_samples((seconds * SAMPLE_RATE as f64) as usize);
+    }
+
+    /// Cuts `samples` (at most all) off the front of the buffer.
+    fn cut_samples(&mut self, samples: usize) {
+        let samples = samples.min(self.audio.len());
         self.audio.drain(..samples);
-        self.buffer_offset += samples as f64 / SAMPLE_RATE as f64;
-        self.hypotheses.forget_before(self.buffer_offset);
+        self.buffer_start += samples as u64;
+        self.hypotheses.forget_before(self.buffer_offset());
     }
 
     /// Keeps the committed history no longer than the prompt needs.
@@ -642,6 +684,66 @@ mod tests {
     }
 
     #[test]
+    fn each_utterance_is_committed_when_it_ends_on_the_stream_clock() {
+        let mut processor = OnlineProcessor::new(PolicyConfig::default());
+        let seen = std::cell::RefCell::new(Vec::new());
+        let mut transcribe = |audio: &[f32], _: &str| {
+            seen.borrow_mut().push(audio.len());
+            Ok::<_, Infallible>(transcript(
+                &[(0.1, 0.5, " hello"), (0.5, 0.9, " there")],
+                &[0.9],
+            ))
+        };
+        // An odd length, so that no sum of seconds can land exactly on the end.
+        let first = Piece {
+            at: 16_000 / 3,
+            audio: vec![0.0; 20_011],
+            ends_utterance: true,
+        };
+        let outcome = processor
+            .update(vec![first], false, 16_000, &mut transcribe)
+            .unwrap();
+        // One transcription, and everything committed at once: nothing agreed yet, but
+        // the utterance ended.
+        assert_eq!(outcome.transcriptions, 1);
+        assert_eq!(outcome.commits.len(), 1);
+        assert_eq!(outcome.commits[0].text, " hello there");
+        assert_eq!(
+            processor.buffer_seconds(),
+            0.0,
+            "the buffer is empty after it"
+        );
+        // The next utterance, 10 s into the stream: its buffer holds its own audio only.
+        let second = Piece {
+            at: 160_000,
+            audio: vec![0.0; 17_000],
+            ends_utterance: true,
+        };
+        let outcome = processor
+            .update(vec![second], false, 16_000, &mut transcribe)
+            .unwrap();
+        assert_eq!(*seen.borrow(), vec![20_011, 17_000]);
+        let commit = &outcome.commits[0];
+        assert!((commit.start - 10.1).abs() < 1e-9, "{commit:?}");
+        assert!((commit.end - 10.9).abs() < 1e-9, "{commit:?}");
+        // An utterance end with nothing new only commits what is pending.
+        let outcome = processor
+            .update(
+                vec![Piece {
+                    at: 177_000,
+                    audio: Vec::new(),
+                    ends_utterance: true,
+                }],
+                false,
+                16_000,
+                &mut transcribe,
+            )
+            .unwrap();
+        assert_eq!(outcome, UpdateOutcome::default());
+        assert_eq!(seen.borrow().len(), 2);
+    }
+
+    #[test]
     fn trims_at_a_completed_segment_and_prompts_with_what_came_before() {
         let config = PolicyConfig {
             buffer_trimming_sec: 2.0,
@@ -665,7 +767,7 @@ mod tests {
                 .unwrap();
         }
         // Everything agreed is committed; the buffer was cut at the first segment's end.
-        assert!((processor.buffer_offset - 0.6).abs() < 1e-3);
+        assert!((processor.buffer_offset() - 0.6).abs() < 1e-3);
         assert_eq!(
             processor.audio.len(),
             3 * 16_000 - (0.6 * 16_000.0) as usize
@@ -708,9 +810,9 @@ mod tests {
         }
         // All eight words agreed and ended at 7.8 s; the last word ending by 5.8 s is " f".
         assert!(
-            (processor.buffer_offset - 5.8).abs() < 1e-3,
+            (processor.buffer_offset() - 5.8).abs() < 1e-3,
             "{}",
-            processor.buffer_offset
+            processor.buffer_offset()
         );
         assert_eq!(processor.hypotheses.committed_in_buffer.len(), 2);
     }
@@ -818,6 +920,25 @@ mod tests {
         ]);
         truncate_at_repetition(&mut cut_off);
         assert_eq!(texts(&cut_off), vec![" thank", " you", " so", " much"]);
+
+        // A loop the token limit cut short of a second round.
+        let mut cut_short = words(&[
+            (0.0, 0.2, " I"),
+            (0.2, 0.4, " think"),
+            (0.4, 0.6, " it's"),
+            (0.6, 0.8, " good."),
+            (0.8, 1.0, " Thanks."),
+            (1.0, 1.2, " And"),
+            (1.2, 1.4, " I"),
+            (1.4, 1.6, " think"),
+            (1.6, 1.8, " it's"),
+            (1.8, 2.0, " good"),
+        ]);
+        truncate_at_repetition(&mut cut_short);
+        assert_eq!(
+            texts(&cut_short),
+            vec![" I", " think", " it's", " good.", " Thanks.", " And"]
+        );
 
         // Repeats that speech moves on from are kept.
         let said = words(&[

