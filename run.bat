@@ -12,6 +12,9 @@ if not defined HOST set "HOST=127.0.0.1"
 if not defined PORT set "PORT=8000"
 rem USE_GPU: auto builds with CUDA when nvcc is on PATH; true or false to force.
 if not defined USE_GPU set "USE_GPU=auto"
+rem Silero voice activity controller (VAC) and filter (VAD); see README.md.
+if not defined USE_VOICE_ACTIVITY_CONTROLLER set "USE_VOICE_ACTIVITY_CONTROLLER=true"
+if not defined USE_VOICE_ACTIVITY_DETECTION set "USE_VOICE_ACTIVITY_DETECTION=false"
 rem -----------------------------------------------------------------------------
 
 cd /d "%~dp0"
@@ -35,6 +38,18 @@ call "%~dp0models\fetch.bat" %MODEL%
 if errorlevel 1 exit /b 1
 
 :build
+rem The Silero model, when voice activity is on and no VAD_MODEL is given.
+set "NEED_VAD="
+for %%V in (true 1 yes on) do (
+    if /i "%USE_VOICE_ACTIVITY_CONTROLLER%"=="%%V" set "NEED_VAD=1"
+    if /i "%USE_VOICE_ACTIVITY_DETECTION%"=="%%V" set "NEED_VAD=1"
+)
+if defined VAD_MODEL set "NEED_VAD="
+if defined NEED_VAD if not exist "models\ggml-silero-v6.2.0.bin" (
+    call "%~dp0models\fetch.bat" silero-vad
+    if errorlevel 1 exit /b 1
+)
+
 set "FEATURES="
 if /i "%USE_GPU%"=="true" set "FEATURES=--features cuda"
 if /i "%USE_GPU%"=="auto" (

@@ -11,6 +11,8 @@ MINIMUM_CHUNK_SIZE=${MINIMUM_CHUNK_SIZE:-1.0}   # seconds of new audio per updat
 HOST=${HOST:-127.0.0.1}                  # 0.0.0.0 to accept other machines
 PORT=${PORT:-8000}
 USE_GPU=${USE_GPU:-auto}                 # auto: CUDA build when nvcc is found; true; false
+USE_VOICE_ACTIVITY_CONTROLLER=${USE_VOICE_ACTIVITY_CONTROLLER:-true}   # Silero VAC (README)
+USE_VOICE_ACTIVITY_DETECTION=${USE_VOICE_ACTIVITY_DETECTION:-false}    # Silero VAD filter
 # WORKERS, THREADS, BEAM_SIZE, API_KEY, MAX_SESSIONS, … are read by reswhis itself
 # (see README.md, "Configuration").
 # -----------------------------------------------------------------------------------
@@ -31,6 +33,12 @@ case "$MODEL" in
     *) [ -s "models/ggml-$MODEL.bin" ] || ./models/fetch.sh "$MODEL" ;;
 esac
 
+is_on() { case "$(echo "$1" | tr '[:upper:]' '[:lower:]')" in true|1|yes|on) return 0 ;; esac; return 1; }
+if { is_on "$USE_VOICE_ACTIVITY_CONTROLLER" || is_on "$USE_VOICE_ACTIVITY_DETECTION"; } \
+    && [ -z "${VAD_MODEL:-}" ] && [ ! -s models/ggml-silero-v6.2.0.bin ]; then
+    ./models/fetch.sh silero-vad
+fi
+
 features=()
 case "$USE_GPU" in
     true|1|yes) features=(--features cuda) ;;
@@ -42,4 +50,5 @@ echo "run.sh: building (cargo build --release ${features[*]})"
 cargo build --release "${features[@]}"
 
 export MODEL LANGUAGE MINIMUM_CHUNK_SIZE HOST PORT USE_GPU
+export USE_VOICE_ACTIVITY_CONTROLLER USE_VOICE_ACTIVITY_DETECTION
 exec ./target/release/reswhis "$@"

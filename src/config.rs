@@ -10,9 +10,18 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::audio::SAMPLE_RATE;
 use crate::engine::{resolve_model_path, DecodeOptions, Engine, EngineError};
+use crate::load::ThreadPolicy;
 use crate::policy::PolicyConfig;
 use crate::pool::StreamConfig;
 use crate::vad::GateConfig;
+
+/// The Silero model `./models/fetch.sh silero-vad` gets (whisper.cpp's name for it).
+pub const DEFAULT_VAD_MODEL: &str = "silero-v6.2.0";
+
+/// Default workers: one per core, up to this many (each holds a whisper state).
+pub const MAX_DEFAULT_WORKERS: u32 = 8;
+/// whisper.cpp gains little from more threads than this on one call.
+pub const MAX_THREADS_PER_CALL: u32 = 8;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -245,7 +254,7 @@ pub struct VoiceArgs {
           action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
     pub vad: bool,
     /// Silero VAD model: a name looked up as MODELS_DIR/ggml-NAME.bin, or a path.
-    #[arg(long, env = "VAD_MODEL", default_value = "silero-v6.2.0")]
+    #[arg(long, env = "VAD_MODEL", default_value = DEFAULT_VAD_MODEL)]
     pub vad_model: String,
     /// Milliseconds of silence that end an utterance (its text is then committed).
     #[arg(long, env = "VAC_MIN_SILENCE_MS", default_value_t = 500,
@@ -376,12 +385,15 @@ impl ServeArgs {
     }
 
     pub fn worker_count(&self) -> u32 {
-        self.workers.unwrap_or_else(|| (Self::cores() / 2).max(1))
+        self.workers
+            .unwrap_or_else(|| Self::cores().clamp(1, MAX_DEFAULT_WORKERS))
     }
 
-    /// whisper.cpp threads per worker, unless --threads says otherwise.
-    pub fn default_threads(&self) -> u32 {
-        (Self::cores() / self.worker_count()).max(1)
+    /// Threads per call: `--threads`, or as many free cores as there are (at most
+    /// [`MAX_THREADS_PER_CALL`]), shared among the workers busy at the time.
+    pub fn thread_policy(&self) -> ThreadPolicy {
+        let cores = Self::cores();
+        ThreadPolicy::new(cores, cores.min(MAX_THREADS_PER_CALL), self.model.threads)
     }
 
     pub fn idle_timeout(&self) -> Option<Duration> {

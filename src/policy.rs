@@ -74,6 +74,27 @@ pub struct UpdateOutcome {
     pub commits: Vec<Commit>,
     /// Whisper calls made.
     pub transcriptions: usize,
+    /// Whisper calls that ran out of time (their audio is transcribed next time).
+    pub cuts: usize,
+}
+
+/// What one transcription of the buffer did.
+#[derive(Debug, PartialEq)]
+pub enum Pass {
+    /// Whisper heard the buffer; this became final.
+    Heard(Option<Commit>),
+    /// The call ran out of time: nothing changed, the audio stays for the next one.
+    Cut,
+}
+
+impl Pass {
+    /// The committed text, if any.
+    pub fn commit(self) -> Option<Commit> {
+        match self {
+            Pass::Heard(commit) => commit,
+            Pass::Cut => None,
+        }
+    }
 }
 
 /// Words compare equal when they differ only in case, surrounding space or punctuation:
@@ -406,12 +427,15 @@ impl OnlineProcessor {
     /// is transcribed (unless nothing arrived since the last time) and committed in
     /// full; so is everything at the end of the stream; otherwise the buffer is
     /// transcribed once at least `min_samples` arrived since the last time.
+    /// `transcribe` returns `None` when its call ran out of time: a regular update then
+    /// changes nothing (the next one covers the audio), and an utterance's last update
+    /// commits the hypothesis heard before.
     pub fn update<E>(
         &mut self,
         pieces: Vec<Piece>,
         end_of_stream: bool,
         min_samples: usize,
-        mut transcribe: impl FnMut(&[f32], &str) -> Result<Transcript, E>,
+        mut transcribe: impl FnMut(&[f32], &str) -> Result<Option<Transcript>, E>,
     ) -> Result<UpdateOutcome, E> {
         let mut outcome = UpdateOutcome::default();
         for piece in pieces {
@@ -423,22 +447,33 @@ impl OnlineProcessor {
         if end_of_stream {
             self.finalize(&mut transcribe, &mut outcome)?;
         } else if self.unprocessed >= min_samples.max(1) {
-            outcome.transcriptions += 1;
-            outcome.commits.extend(self.process(&mut transcribe)?);
+            self.process_into(&mut transcribe, &mut outcome)?;
         }
         Ok(outcome)
     }
 
     fn finalize<E>(
         &mut self,
-        transcribe: &mut impl FnMut(&[f32], &str) -> Result<Transcript, E>,
+        transcribe: &mut impl FnMut(&[f32], &str) -> Result<Option<Transcript>, E>,
         outcome: &mut UpdateOutcome,
     ) -> Result<(), E> {
         if self.has_unprocessed_audio() {
-            outcome.transcriptions += 1;
-            outcome.commits.extend(self.process(transcribe)?);
+            self.process_into(transcribe, outcome)?;
         }
         outcome.commits.extend(self.finish());
+        Ok(())
+    }
+
+    fn process_into<E>(
+        &mut self,
+        transcribe: &mut impl FnMut(&[f32], &str) -> Result<Option<Transcript>, E>,
+        outcome: &mut UpdateOutcome,
+    ) -> Result<(), E> {
+        outcome.transcriptions += 1;
+        match self.process(transcribe)? {
+            Pass::Heard(commit) => outcome.commits.extend(commit),
+            Pass::Cut => outcome.cuts += 1,
+        }
         Ok(())
     }
 
@@ -446,14 +481,16 @@ impl OnlineProcessor {
     /// engine (audio, prompt) → words relative to the audio.
     pub fn process<E>(
         &mut self,
-        transcribe: impl FnOnce(&[f32], &str) -> Result<Transcript, E>,
-    ) -> Result<Option<Commit>, E> {
+        transcribe: impl FnOnce(&[f32], &str) -> Result<Option<Transcript>, E>,
+    ) -> Result<Pass, E> {
         if self.audio.is_empty() {
-            return Ok(None);
+            return Ok(Pass::Heard(None));
         }
-        self.unprocessed = 0;
         let prompt = self.prompt();
-        let transcript = transcribe(&self.audio, &prompt)?;
+        let Some(transcript) = transcribe(&self.audio, &prompt)? else {
+            return Ok(Pass::Cut);
+        };
+        self.unprocessed = 0;
         let offset = self.buffer_offset();
         log::trace!("prompt: {prompt:?}");
         log::trace!(
@@ -491,7 +528,7 @@ impl OnlineProcessor {
             self.cut_at(cut);
         }
         self.forget_old_committed();
-        Ok(Commit::from_words(&newly))
+        Ok(Pass::Heard(Commit::from_words(&newly)))
     }
 
     /// End of stream: everything pending becomes final.
@@ -660,8 +697,9 @@ mod tests {
         processor.insert_audio(&vec![0.0; 16_000]);
         let hyp = transcript(&[(0.0, 0.4, " And"), (0.4, 0.8, " so")], &[0.8]);
         let first = processor
-            .process(|_, _| Ok::<_, Infallible>(hyp.clone()))
-            .unwrap();
+            .process(|_, _| Ok::<_, Infallible>(Some(hyp.clone())))
+            .unwrap()
+            .commit();
         assert_eq!(first, None);
         processor.insert_audio(&vec![0.0; 16_000]);
         let hyp2 = transcript(
@@ -672,9 +710,10 @@ mod tests {
             .process(|audio, prompt| {
                 assert_eq!(audio.len(), 32_000, "the whole buffer is transcribed");
                 assert_eq!(prompt, "");
-                Ok::<_, Infallible>(hyp2.clone())
+                Ok::<_, Infallible>(Some(hyp2.clone()))
             })
             .unwrap()
+            .commit()
             .unwrap();
         assert_eq!(second.text, " And so");
         assert_eq!((second.start, second.end), (0.0, 0.8));
@@ -689,10 +728,10 @@ mod tests {
         let seen = std::cell::RefCell::new(Vec::new());
         let mut transcribe = |audio: &[f32], _: &str| {
             seen.borrow_mut().push(audio.len());
-            Ok::<_, Infallible>(transcript(
+            Ok::<_, Infallible>(Some(transcript(
                 &[(0.1, 0.5, " hello"), (0.5, 0.9, " there")],
                 &[0.9],
-            ))
+            )))
         };
         // An odd length, so that no sum of seconds can land exactly on the end.
         let first = Piece {
@@ -744,6 +783,37 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_transcription_loses_nothing() {
+        let mut processor = OnlineProcessor::new(PolicyConfig::default());
+        let heard = transcript(&[(0.0, 0.4, " And"), (0.4, 0.8, " so")], &[0.8]);
+        let piece = |at: u64, ends_utterance| Piece {
+            at,
+            audio: vec![0.0; 16_000],
+            ends_utterance,
+        };
+        let ok = |_: &[f32], _: &str| Ok::<_, Infallible>(Some(heard.clone()));
+        let cut = |_: &[f32], _: &str| Ok::<_, Infallible>(None);
+        processor
+            .update(vec![piece(0, false)], false, 16_000, ok)
+            .unwrap();
+        // Cut: nothing changes, and the audio is still waiting to be transcribed.
+        let outcome = processor
+            .update(vec![piece(16_000, false)], false, 16_000, cut)
+            .unwrap();
+        assert_eq!((outcome.transcriptions, outcome.cuts), (1, 1));
+        assert!(outcome.commits.is_empty());
+        assert_eq!(processor.unprocessed_samples(), 16_000);
+        assert_eq!(processor.buffer_seconds(), 2.0);
+        // The utterance ends and its last call is cut too: what was heard is committed.
+        let outcome = processor
+            .update(vec![piece(32_000, true)], false, 16_000, cut)
+            .unwrap();
+        assert_eq!(outcome.cuts, 1);
+        assert_eq!(outcome.commits.len(), 1);
+        assert_eq!(outcome.commits[0].text, " And so");
+    }
+
+    #[test]
     fn trims_at_a_completed_segment_and_prompts_with_what_came_before() {
         let config = PolicyConfig {
             buffer_trimming_sec: 2.0,
@@ -763,7 +833,7 @@ mod tests {
         );
         for _ in 0..2 {
             processor
-                .process(|_, _| Ok::<_, Infallible>(hyp.clone()))
+                .process(|_, _| Ok::<_, Infallible>(Some(hyp.clone())))
                 .unwrap();
         }
         // Everything agreed is committed; the buffer was cut at the first segment's end.
@@ -777,7 +847,7 @@ mod tests {
             .process(|audio, prompt| {
                 seen_prompt = prompt.to_string();
                 assert_eq!(audio.len(), 38_400);
-                Ok::<_, Infallible>(Transcript::default())
+                Ok::<_, Infallible>(Some(Transcript::default()))
             })
             .unwrap();
         assert_eq!(seen_prompt, " One.");
@@ -805,7 +875,7 @@ mod tests {
         let hyp = transcript(&spoken, &[7.8]);
         for _ in 0..2 {
             processor
-                .process(|_, _| Ok::<_, Infallible>(hyp.clone()))
+                .process(|_, _| Ok::<_, Infallible>(Some(hyp.clone())))
                 .unwrap();
         }
         // All eight words agreed and ended at 7.8 s; the last word ending by 5.8 s is " f".
@@ -852,7 +922,7 @@ mod tests {
             // A hypothesis that changes every time never agrees.
             let hyp = transcript(&[(0.0, 0.5, &format!(" w{counter}"))], &[0.5]);
             processor
-                .process(|_, _| Ok::<_, Infallible>(hyp.clone()))
+                .process(|_, _| Ok::<_, Infallible>(Some(hyp.clone())))
                 .unwrap();
             assert!(processor.buffer_seconds() <= 10.0 + 1e-9);
         }

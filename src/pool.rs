@@ -1,16 +1,27 @@
 //! The worker pool: a fixed number of threads, each owning a whisper state, serving all
 //! streams.
 //!
-//! Scheduling: a stream with enough new audio (or at its end) is put on a bounded FIFO
-//! queue, at most once at a time. A worker takes it, transcribes *all* audio the stream
-//! received so far, sends what was committed, and puts the stream back at the end of the
-//! queue if more audio arrived meanwhile. So a stream is processed by one worker at a
-//! time, streams take turns (round robin: none starves another), the queue never holds
-//! more entries than there are streams, and when the pool cannot keep up each update
-//! simply covers more audio: latency grows, nothing queues without bound.
+//! Scheduling: a stream with enough new audio (or an utterance that ended, or its end)
+//! is put on a bounded FIFO queue, at most once at a time. A worker takes it,
+//! transcribes the stream's buffer, sends what was committed, and puts the stream back
+//! at the end of the queue if more audio arrived meanwhile. So a stream is processed by
+//! one worker at a time, streams take turns (round robin: none starves another), the
+//! queue never holds more entries than there are streams, and when the pool cannot
+//! keep up each update simply covers more audio: latency grows, nothing queues without
+//! bound.
+//!
+//! Every Whisper call is bounded: it gets the threads the machine can spare at that
+//! moment ([`ThreadPolicy`]) and a time budget ([`UpdateBudget`]) after which
+//! whisper.cpp stops it. A call that is cut changes nothing — its audio is transcribed
+//! by the stream's next update, whose budget is doubled, so no stream can be starved by
+//! its own cuts — except at the end of an utterance or stream, where the text heard by
+//! the previous call is committed.
+//!
+//! The pool speaks in domain events ([`StreamEvent`]); the session turns them into
+//! messages for its client.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -18,29 +29,85 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::audio::SAMPLE_RATE;
-use crate::engine::{Engine, EngineError, Transcriber};
+use crate::engine::{CallLimits, Engine, EngineError, Transcriber};
+use crate::load::ThreadPolicy;
+use crate::metrics::Metrics;
 use crate::policy::{Commit, OnlineProcessor, Piece, PolicyConfig};
-use crate::protocol::ServerMessage;
 
 /// What a stream's connection receives from the workers.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
-    /// A message for the client.
-    Message(ServerMessage),
-    /// The end of stream was processed and everything was sent: close normally.
-    Finished,
-    /// Processing failed (the message was already sent as an error): close with 1011.
-    Failed,
+    /// Newly committed text.
+    Commit(Commit),
+    /// The current guess for the audio after the committed text (`?interim=1`).
+    Interim(String),
+    /// The end of the stream was processed and all its text sent: close normally.
+    Done,
+    /// Processing failed (the reason, for the log and the client); close with 1011.
+    Failed(String),
 }
 
+/// How streams are updated.
 #[derive(Debug, Clone)]
 pub struct StreamConfig {
     /// Seconds of new audio that make an update worth running.
     pub min_chunk_sec: f64,
     pub policy: PolicyConfig,
-    /// Honour [`PANIC_SAMPLE`] (tests only).
+    /// Honour [`PANIC_SAMPLE`] and [`SLOW_SAMPLE`] (tests only).
     pub fault_injection: bool,
 }
+
+/// The time a Whisper call may run before it is stopped: `base` plus
+/// `per_audio_second` for each second in the buffer, doubled for every call of the
+/// same stream cut in a row (at most 16 times the first budget).
+///
+/// Measured on the 2-core benchmark machine, tiny.en, one thread: calls on 2–10 s of
+/// audio take 0.1–0.5 s quiet and under 1 s with both cores busy elsewhere, so the
+/// defaults (1 s + 0.1 s per audio second: 2 s for 10 s of audio) cut only the
+/// pathological ones. A slower machine or model raises `base` from the warm-up call.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UpdateBudget {
+    pub base: Duration,
+    pub per_audio_second: Duration,
+}
+
+impl Default for UpdateBudget {
+    fn default() -> Self {
+        UpdateBudget {
+            base: Duration::from_secs(1),
+            per_audio_second: Duration::from_millis(100),
+        }
+    }
+}
+
+impl UpdateBudget {
+    /// The budget of a call on `audio_seconds` of audio after `cuts_in_a_row` cuts.
+    pub fn for_call(&self, audio_seconds: f64, cuts_in_a_row: u32) -> Duration {
+        let first = self.base + self.per_audio_second.mul_f64(audio_seconds.max(0.0));
+        first * (1 << cuts_in_a_row.min(4))
+    }
+
+    /// At least `times` the duration of a call measured at start-up, so that a machine
+    /// (or model) slower than the benchmark machine does not see its ordinary calls cut.
+    fn at_least(self, warm_up: Duration, times: u32) -> UpdateBudget {
+        UpdateBudget {
+            base: self.base.max(warm_up * times),
+            ..self
+        }
+    }
+}
+
+/// Test hook: with `StreamConfig::fault_injection` on (the hidden `--fault-injection`
+/// flag), a chunk of audio whose first sample is exactly this value makes the worker
+/// panic, which proves that a panic is contained.
+pub const PANIC_SAMPLE: i16 = -32_123;
+
+/// Test hook, as [`PANIC_SAMPLE`]: the update that starts with this sample has every
+/// poll of its time budget slowed down, so that whisper.cpp stops it.
+pub const SLOW_SAMPLE: i16 = -32_111;
+
+/// How long each budget poll of a [`SLOW_SAMPLE`] update waits.
+const SLOW_POLL: Duration = Duration::from_millis(300);
 
 #[derive(Debug, Default)]
 struct Inbox {
@@ -88,11 +155,6 @@ impl Inbox {
     }
 }
 
-/// Test hook: with `StreamConfig::fault_injection` on (the hidden `--fault-injection`
-/// flag), a chunk of audio whose first sample is exactly this value makes the worker
-/// panic, which proves that a panic is contained.
-pub const PANIC_SAMPLE: i16 = -32_123;
-
 struct Stream {
     inbox: Mutex<Inbox>,
     processor: Mutex<OnlineProcessor>,
@@ -100,6 +162,8 @@ struct Stream {
     interim: bool,
     min_chunk_samples: usize,
     fault_injection: bool,
+    /// Calls of this stream cut in a row (doubles the next budget).
+    cuts_in_a_row: AtomicU32,
 }
 
 impl Stream {
@@ -109,17 +173,9 @@ impl Stream {
         self.inbox.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn send(&self, message: ServerMessage) {
+    fn send(&self, event: StreamEvent) {
         // The connection may be gone; then there is nobody to tell.
-        let _ = self.events.send(StreamEvent::Message(message));
-    }
-
-    fn send_commit(&self, commit: Commit) {
-        self.send(ServerMessage::committed(
-            commit.start,
-            commit.end,
-            commit.text,
-        ));
+        let _ = self.events.send(event);
     }
 
     /// Decides under the inbox lock whether the stream should go (back) on the queue.
@@ -137,66 +193,82 @@ impl Stream {
     }
 }
 
-/// Counters for `/info` and the benchmark.
-#[derive(Debug, Default)]
-pub struct PoolStats {
-    pub updates: AtomicU64,
-    pub busy_workers: AtomicUsize,
-    /// Wall-clock microseconds spent inside whisper.cpp, all workers together.
-    pub transcribe_micros: AtomicU64,
+/// What every worker shares.
+struct Shared {
+    queue: Sender<Arc<Stream>>,
+    jobs: Receiver<Arc<Stream>>,
+    stop: AtomicBool,
+    metrics: Arc<Metrics>,
+    threads: Arc<ThreadPolicy>,
+    budget: UpdateBudget,
 }
 
+/// The workers and the queue that feeds them.
 pub struct WorkerPool {
-    queue: Sender<Arc<Stream>>,
-    stop: Arc<AtomicBool>,
+    shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
     config: StreamConfig,
-    stats: Arc<PoolStats>,
 }
 
 impl WorkerPool {
-    /// Starts `workers` threads. `max_streams` bounds the queue.
+    /// Starts `workers` threads, each with its own whisper state, warmed up. `max_streams`
+    /// bounds the queue.
     pub fn start(
         engine: &Engine,
         workers: usize,
         max_streams: usize,
         config: StreamConfig,
+        metrics: Arc<Metrics>,
+        threads: Arc<ThreadPolicy>,
     ) -> Result<WorkerPool, EngineError> {
         let (queue, jobs) = crossbeam_channel::bounded::<Arc<Stream>>(max_streams.max(1));
-        let stats = Arc::new(PoolStats::default());
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut handles = Vec::with_capacity(workers);
         let warm_up_audio = warm_up_audio();
-        for index in 0..workers.max(1) {
+        let mut states = Vec::with_capacity(workers);
+        let mut warm_up = Duration::ZERO;
+        for _ in 0..workers.max(1) {
             let mut transcriber = engine.transcriber()?;
             // The first run allocates whisper.cpp's buffers; do it before clients come.
+            let started = Instant::now();
             transcriber.transcribe(&warm_up_audio, "")?;
-            let fresh = engine.transcriber()?;
-            let jobs = jobs.clone();
-            let queue = queue.clone();
-            let stats = Arc::clone(&stats);
-            let stop = Arc::clone(&stop);
-            let handle = std::thread::Builder::new()
-                .name(format!("worker-{index}"))
-                .spawn(move || worker_loop(transcriber, fresh, jobs, queue, stats, stop))
-                .expect("spawning a worker thread");
-            handles.push(handle);
+            warm_up = started.elapsed();
+            states.push((transcriber, engine.transcriber()?));
         }
-        Ok(WorkerPool {
+        let budget = UpdateBudget::default().at_least(warm_up, 8);
+        log::debug!("warm-up call: {warm_up:?}; update budget {budget:?}");
+        let shared = Arc::new(Shared {
             queue,
-            stop,
+            jobs,
+            stop: AtomicBool::new(false),
+            metrics,
+            threads,
+            budget,
+        });
+        let handles = states
+            .into_iter()
+            .enumerate()
+            .map(|(index, (transcriber, spare))| {
+                let shared = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name(format!("worker-{index}"))
+                    .spawn(move || worker_loop(transcriber, spare, &shared))
+                    .expect("spawning a worker thread")
+            })
+            .collect();
+        Ok(WorkerPool {
+            shared,
             workers: handles,
             config,
-            stats,
         })
     }
 
-    pub fn stats(&self) -> &PoolStats {
-        &self.stats
-    }
-
+    /// Worker threads.
     pub fn workers(&self) -> usize {
         self.workers.len()
+    }
+
+    /// The time budget of calls.
+    pub fn budget(&self) -> UpdateBudget {
+        self.shared.budget
     }
 
     /// A new stream; the receiver gets its events.
@@ -209,10 +281,11 @@ impl WorkerPool {
             interim,
             min_chunk_samples: (self.config.min_chunk_sec * SAMPLE_RATE as f64) as usize,
             fault_injection: self.config.fault_injection,
+            cuts_in_a_row: AtomicU32::new(0),
         });
         let handle = StreamHandle {
             stream,
-            queue: self.queue.clone(),
+            queue: self.shared.queue.clone(),
         };
         (handle, receiver)
     }
@@ -220,7 +293,7 @@ impl WorkerPool {
     /// Stops the workers once the queue is empty (streams still queued are processed
     /// first) and waits for them.
     pub fn shutdown(self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.shared.stop.store(true, Ordering::SeqCst);
         for worker in self.workers {
             let _ = worker.join();
         }
@@ -229,15 +302,8 @@ impl WorkerPool {
 
 /// One second of faint noise: enough to run the encoder and decoder once.
 fn warm_up_audio() -> Vec<f32> {
-    let mut seed = 0x2545_f491_u32;
-    (0..SAMPLE_RATE)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            (seed as f32 / u32::MAX as f32 - 0.5) * 0.002
-        })
-        .collect()
+    let mut noise = crate::scenario::Noise::new(0x2545_f491);
+    (0..SAMPLE_RATE).map(|_| noise.white() * 0.001).collect()
 }
 
 /// The connection's side of a stream.
@@ -283,7 +349,7 @@ impl StreamHandle {
         self.stream.inbox().samples as f64 / SAMPLE_RATE as f64
     }
 
-    /// No more audio: the rest is transcribed, then `Finished` arrives.
+    /// No more audio: the rest is transcribed, then `Done` arrives.
     pub fn end_of_stream(&self) {
         let mut inbox = self.stream.inbox();
         if inbox.end_of_stream || inbox.finished {
@@ -305,6 +371,7 @@ impl StreamHandle {
         inbox.samples = 0;
     }
 
+    /// Whether the stream was ended (or is done).
     pub fn has_ended(&self) -> bool {
         let inbox = self.stream.inbox();
         inbox.end_of_stream || inbox.finished
@@ -324,18 +391,11 @@ impl Drop for StreamHandle {
     }
 }
 
-fn worker_loop(
-    mut transcriber: Transcriber,
-    mut spare: Transcriber,
-    jobs: Receiver<Arc<Stream>>,
-    queue: Sender<Arc<Stream>>,
-    stats: Arc<PoolStats>,
-    stop: Arc<AtomicBool>,
-) {
+fn worker_loop(mut transcriber: Transcriber, mut spare: Transcriber, shared: &Shared) {
     loop {
-        let stream = match jobs.recv_timeout(Duration::from_millis(100)) {
+        let stream = match shared.jobs.recv_timeout(Duration::from_millis(100)) {
             Ok(stream) => stream,
-            Err(_) if stop.load(Ordering::SeqCst) => return,
+            Err(_) if shared.stop.load(Ordering::SeqCst) => return,
             Err(_) => continue,
         };
         let (pieces, end_of_stream, cancelled, queued_at) = {
@@ -354,27 +414,19 @@ fn worker_loop(
             inbox.finished = true;
             continue;
         }
-        stats.busy_workers.fetch_add(1, Ordering::Relaxed);
+        if let Some(queued_at) = queued_at {
+            shared.metrics.queued(queued_at.elapsed());
+        }
+        shared.metrics.busy_workers.fetch_add(1, Ordering::Relaxed);
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            let queue_wait = queued_at.map_or(Duration::ZERO, |t| t.elapsed());
-            update_stream(
-                &stream,
-                &mut transcriber,
-                pieces,
-                end_of_stream,
-                queue_wait,
-                &stats,
-            )
+            update_stream(&stream, &mut transcriber, pieces, end_of_stream, shared)
         }));
-        stats.busy_workers.fetch_sub(1, Ordering::Relaxed);
-        let failed = match outcome {
-            Ok(Ok(())) => false,
+        shared.metrics.busy_workers.fetch_sub(1, Ordering::Relaxed);
+        let failure = match outcome {
+            Ok(Ok(())) => None,
             Ok(Err(error)) => {
                 log::error!("transcription failed: {error}");
-                stream.send(ServerMessage::error(format!(
-                    "transcription failed: {error}"
-                )));
-                true
+                Some(format!("transcription failed: {error}"))
             }
             Err(panic) => {
                 let what = panic
@@ -383,31 +435,27 @@ fn worker_loop(
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "unknown panic".into());
                 log::error!("worker panicked while processing a stream: {what}");
-                stream.send(ServerMessage::error(
-                    "internal error while transcribing this stream; it was stopped, \
-                     text already sent is final",
-                ));
                 // The whisper state may be mid-computation: use a fresh one.
                 std::mem::swap(&mut transcriber, &mut spare);
-                true
+                Some("internal error while transcribing this stream".to_string())
             }
         };
         let requeue = {
             let mut inbox = stream.inbox();
             inbox.scheduled = false;
-            if failed || end_of_stream {
+            if failure.is_some() || end_of_stream {
                 inbox.finished = true;
                 inbox.pieces = Vec::new();
                 inbox.samples = 0;
             }
             stream.wants_turn(&mut inbox)
         };
-        if failed {
-            let _ = stream.events.send(StreamEvent::Failed);
+        if let Some(reason) = failure {
+            stream.send(StreamEvent::Failed(reason));
         } else if end_of_stream {
-            let _ = stream.events.send(StreamEvent::Finished);
+            stream.send(StreamEvent::Done);
         }
-        if requeue && queue.send(Arc::clone(&stream)).is_err() {
+        if requeue && shared.queue.send(Arc::clone(&stream)).is_err() {
             stream.inbox().scheduled = false;
         }
     }
@@ -418,41 +466,82 @@ fn update_stream(
     transcriber: &mut Transcriber,
     pieces: Vec<Piece>,
     end_of_stream: bool,
-    queue_wait: Duration,
-    stats: &PoolStats,
+    shared: &Shared,
 ) -> Result<(), EngineError> {
-    let panic_requested = stream.fault_injection
-        && pieces.first().and_then(|p| p.audio.first())
-            == Some(&crate::audio::sample_to_f32(PANIC_SAMPLE));
-    if panic_requested {
+    let first_sample = pieces.first().and_then(|p| p.audio.first()).copied();
+    let injected =
+        |magic| stream.fault_injection && first_sample == Some(crate::audio::sample_to_f32(magic));
+    if injected(PANIC_SAMPLE) {
         panic!("fault injection: panic requested by the client's audio");
     }
+    let slow_polls = injected(SLOW_SAMPLE).then_some(SLOW_POLL);
+    let metrics = &shared.metrics;
     let mut processor = stream.processor.lock().unwrap_or_else(|e| e.into_inner());
     let transcribe = |audio: &[f32], prompt: &str| {
+        let audio_seconds = audio.len() as f64 / SAMPLE_RATE as f64;
+        let cuts = stream.cuts_in_a_row.load(Ordering::Relaxed);
+        let limits = CallLimits {
+            threads: shared
+                .threads
+                .threads(metrics.busy_workers.load(Ordering::Relaxed)),
+            budget: Some(shared.budget.for_call(audio_seconds, cuts)),
+            slow_polls,
+        };
         let started = Instant::now();
-        let transcript = transcriber.transcribe(audio, prompt);
+        let heard = transcriber.transcribe_within(audio, prompt, &limits);
         let elapsed = started.elapsed();
-        log::debug!(
-            "update: {:.0} ms on {:.1} s of audio, queued {:.0} ms",
-            elapsed.as_secs_f64() * 1000.0,
-            audio.len() as f64 / SAMPLE_RATE as f64,
-            queue_wait.as_secs_f64() * 1000.0
-        );
-        stats
+        metrics.update_duration.observe_duration(elapsed);
+        metrics.update_audio.observe(audio_seconds);
+        metrics.updates.fetch_add(1, Ordering::Relaxed);
+        metrics
             .transcribe_micros
             .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
-        stats.updates.fetch_add(1, Ordering::Relaxed);
-        transcript
+        match &heard {
+            Ok(None) => {
+                metrics.updates_cut.fetch_add(1, Ordering::Relaxed);
+                stream.cuts_in_a_row.fetch_add(1, Ordering::Relaxed);
+                log::info!(
+                    "update cut after {:.0} ms on {audio_seconds:.1} s of audio (budget {:?}, \
+                     {} thread(s)); the next update covers its audio",
+                    elapsed.as_secs_f64() * 1000.0,
+                    limits.budget.unwrap_or_default(),
+                    limits.threads
+                );
+            }
+            Ok(Some(_)) => stream.cuts_in_a_row.store(0, Ordering::Relaxed),
+            Err(_) => {}
+        }
+        log::debug!(
+            "update: {:.0} ms on {audio_seconds:.1} s of audio, {} thread(s)",
+            elapsed.as_secs_f64() * 1000.0,
+            limits.threads
+        );
+        heard
     };
     let outcome = processor.update(pieces, end_of_stream, stream.min_chunk_samples, transcribe)?;
-    let changed = outcome.transcriptions > 0 || !outcome.commits.is_empty();
+    let changed = outcome.transcriptions > outcome.cuts || !outcome.commits.is_empty();
     for commit in outcome.commits {
-        stream.send_commit(commit);
+        stream.send(StreamEvent::Commit(commit));
     }
-    if end_of_stream {
-        stream.send(ServerMessage::done());
-    } else if stream.interim && changed {
-        stream.send(ServerMessage::interim(processor.pending_text()));
+    if stream.interim && changed && !end_of_stream {
+        stream.send(StreamEvent::Interim(processor.pending_text()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_grow_with_the_audio_and_double_after_each_cut() {
+        let budget = UpdateBudget::default();
+        assert_eq!(budget.for_call(10.0, 0), Duration::from_secs(2));
+        assert_eq!(budget.for_call(0.0, 0), Duration::from_secs(1));
+        assert_eq!(budget.for_call(10.0, 1), Duration::from_secs(4));
+        assert_eq!(budget.for_call(10.0, 9), Duration::from_secs(32));
+        let slow = budget.at_least(Duration::from_millis(400), 8);
+        assert_eq!(slow.for_call(0.0, 0), Duration::from_millis(3200));
+        assert_eq!(budget.at_least(Duration::from_millis(50), 8), budget);
+    }
 }

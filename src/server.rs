@@ -11,12 +11,15 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::audio::SAMPLE_RATE;
-use crate::config::ServeArgs;
+use crate::config::{ServeArgs, DEFAULT_VAD_MODEL};
 use crate::engine::EngineError;
+use crate::handshake::{self, Refusal, Upgrade};
 use crate::http::{self, HeadError, HttpResponse, RequestHead, STATIC_FILES};
+use crate::load::ThreadPolicy;
+use crate::metrics::{BuildInfo, Metrics};
 use crate::pool::WorkerPool;
 use crate::protocol::SessionOptions;
-use crate::session::{self, SessionLimits, ShutdownSignal};
+use crate::session::{self, SessionEnv, SessionLimits, SessionParts, ShutdownSignal};
 use crate::vad::{SileroError, SileroModel, VoiceController};
 
 #[derive(Debug, thiserror::Error)]
@@ -43,8 +46,12 @@ struct Shared {
     silero: Option<Arc<SileroModel>>,
     limits: SessionLimits,
     shutting_down: AtomicBool,
+    /// Set once the sessions have drained: the acceptor stops.
+    stop_accepting: AtomicBool,
     open_connections: AtomicUsize,
-    active_sessions: AtomicUsize,
+    /// Chooses the threads of each call.
+    threads: Arc<ThreadPolicy>,
+    metrics: Arc<Metrics>,
     started: Instant,
 }
 
@@ -68,15 +75,20 @@ impl Server {
         let model_name = args.model.model_label();
         let model_path = args.model.model_path();
         let workers = args.worker_count();
-        let threads = args.default_threads();
         let gpu = args.model.use_gpu();
-        let options = args.model.decode_options(threads);
-        let threads_per_worker = options.threads;
+        let threads = Arc::new(args.thread_policy());
+        let options = args.model.decode_options(threads.max_threads());
+        let threads_per_worker = threads.max_threads();
         log::info!(
-            "loading {} ({} worker(s) × {} thread(s), {})",
+            "loading {} ({} worker(s) × {} thread(s){}, {})",
             model_path.display(),
             workers,
             threads_per_worker,
+            if threads.adaptive() {
+                " at most, fewer while other processes keep cores busy"
+            } else {
+                ""
+            },
             if gpu { "GPU" } else { "CPU" }
         );
         let mut engine = args.model.load_engine(options)?;
@@ -84,11 +96,14 @@ impl Server {
             let model = silero.clone().expect("loaded when --vad is on");
             engine = engine.with_vad_filter(model);
         }
+        let metrics = Arc::new(Metrics::default());
         let pool = WorkerPool::start(
             &engine,
             workers as usize,
             args.max_sessions.max(1),
             args.policy.stream_config(args.fault_injection),
+            Arc::clone(&metrics),
+            Arc::clone(&threads),
         )?;
         let address = format!("{}:{}", args.host, args.port);
         let listener = TcpListener::bind(&address).map_err(|source| ServerError::Bind {
@@ -110,12 +125,14 @@ impl Server {
             model_name,
             gpu,
             threads_per_worker,
+            threads,
             pool,
             silero,
             limits,
+            metrics,
             shutting_down: AtomicBool::new(false),
+            stop_accepting: AtomicBool::new(false),
             open_connections: AtomicUsize::new(0),
-            active_sessions: AtomicUsize::new(0),
             started: Instant::now(),
         });
         let acceptor = {
@@ -139,15 +156,27 @@ impl Server {
 
     /// Stops accepting, lets every session flush its text and close (1001), waits for
     /// them up to the shutdown timeout, then stops the workers.
+    ///
+    /// While the sessions drain, the port still answers HTTP: `/ready` says 503 (so a
+    /// load balancer sends new clients elsewhere), new WebSocket upgrades get 503, and
+    /// `/health`, `/info` and `/metrics` answer as before.
     pub fn shutdown(self) {
         let started = Instant::now();
         self.shared.shutting_down.store(true, Ordering::SeqCst);
+        let deadline =
+            started + Duration::from_secs_f64(self.shared.args.shutdown_timeout) + CLOSE_MARGIN;
+        while self.shared.metrics.sessions_active.load(Ordering::SeqCst) > 0
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.shared.stop_accepting.store(true, Ordering::SeqCst);
         // Wake the acceptor, blocked in accept(), with a connection of our own.
         let _ = TcpStream::connect_timeout(&wake_address(self.local_addr), Duration::from_secs(1));
         let _ = self.acceptor.join();
-        let deadline =
-            started + Duration::from_secs_f64(self.shared.args.shutdown_timeout) + CLOSE_MARGIN;
-        // Every connection thread holds a reference to `shared`.
+        // Every connection thread holds a reference to `shared`; plain HTTP requests
+        // finish at once.
+        let deadline = deadline.max(Instant::now() + CLOSE_MARGIN);
         while Arc::strong_count(&self.shared) > 1 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -167,6 +196,9 @@ impl Server {
 /// loaded if present otherwise, so that clients can ask for `?vac=1`.
 fn load_silero(args: &ServeArgs) -> Result<Option<Arc<SileroModel>>, SileroError> {
     let path = args.voice.vad_model_path(&args.model.models_dir);
+    if args.voice.needs_model() && !path.exists() {
+        fetch_silero(args, &path);
+    }
     match SileroModel::load(&path) {
         Ok(model) => {
             log::info!("voice activity model: {}", path.display());
@@ -178,6 +210,42 @@ fn load_silero(args: &ServeArgs) -> Result<Option<Arc<SileroModel>>, SileroError
             log::warn!("{e}; ?vac=1 will be refused");
             Ok(None)
         }
+    }
+}
+
+/// Runs the project's fetch script for the default Silero model when it is missing and
+/// the server needs it (the script downloads it, or builds it from PyPI's silero-vad).
+fn fetch_silero(args: &ServeArgs, path: &std::path::Path) {
+    let dir = &args.model.models_dir;
+    if args.voice.vad_model != DEFAULT_VAD_MODEL {
+        return;
+    }
+    let mut command = if cfg!(windows) {
+        let mut c = std::process::Command::new("cmd");
+        c.arg("/C").arg(dir.join("fetch.bat"));
+        c
+    } else {
+        let mut c = std::process::Command::new("bash");
+        c.arg(dir.join("fetch.sh"));
+        c
+    };
+    let script = if cfg!(windows) {
+        "fetch.bat"
+    } else {
+        "fetch.sh"
+    };
+    if !dir.join(script).is_file() {
+        return;
+    }
+    log::info!(
+        "{} is missing: fetching it with {}",
+        path.display(),
+        dir.join(script).display()
+    );
+    match command.arg("silero-vad").status() {
+        Ok(status) if status.success() => {}
+        Ok(status) => log::warn!("{script} silero-vad failed ({status})"),
+        Err(e) => log::warn!("cannot run {script}: {e}"),
     }
 }
 
@@ -210,7 +278,7 @@ impl Drop for CountGuard<'_> {
 
 fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     for connection in listener.incoming() {
-        if shared.is_shutting_down() {
+        if shared.stop_accepting.load(Ordering::SeqCst) {
             return;
         }
         let mut stream = match connection {
@@ -279,6 +347,22 @@ fn route(head: &RequestHead, shared: &Shared) -> HttpResponse {
     match head.path.as_str() {
         "/info" => HttpResponse::json(200, &info(shared, authorized(head, shared))),
         "/health" => HttpResponse::json(200, &json!({ "status": "ok" })),
+        "/ready" => ready(shared),
+        "/metrics" if !authorized(head, shared) => HttpResponse::error(
+            401,
+            "missing or wrong API key: send `Authorization: Bearer KEY` or ?token=KEY",
+        )
+        .with_header("WWW-Authenticate", "Bearer"),
+        "/metrics" => HttpResponse::new(
+            200,
+            "text/plain; version=0.0.4; charset=utf-8",
+            shared.metrics.render_prometheus(&BuildInfo {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                whisper_cpp: whisper_rs::get_whisper_version().to_string(),
+                model: shared.model_name.clone(),
+                gpu: shared.gpu,
+            }),
+        ),
         "/transcribe" => HttpResponse::error(
             426,
             "/transcribe is a WebSocket endpoint: connect with ws:// (Upgrade: websocket)",
@@ -286,6 +370,43 @@ fn route(head: &RequestHead, shared: &Shared) -> HttpResponse {
         .with_header("Upgrade", "websocket"),
         path => static_file(path, shared),
     }
+}
+
+/// A stream's queue wait (90th percentile over [`READY_WINDOW`]) beyond which the server
+/// says it is not keeping up: its clients' text is then seconds late.
+const READY_MAX_QUEUE_WAIT_SEC: f64 = 2.0;
+/// How far back readiness looks.
+const READY_WINDOW: Duration = Duration::from_secs(30);
+
+/// `GET /ready`: 200 while new sessions are welcome, 503 with the reason otherwise.
+fn ready(shared: &Shared) -> HttpResponse {
+    let sessions = shared.metrics.sessions_active.load(Ordering::SeqCst);
+    let wait = shared.metrics.queue_wait_p90_within(READY_WINDOW);
+    let reason = if shared.is_shutting_down() {
+        Some("shutting down".to_string())
+    } else if sessions >= shared.args.max_sessions {
+        Some(format!(
+            "all {} session slots are in use",
+            shared.args.max_sessions
+        ))
+    } else {
+        wait.filter(|&w| w > READY_MAX_QUEUE_WAIT_SEC).map(|wait| {
+            format!(
+                "not keeping up: streams waited {wait:.1} s for a worker (90th percentile, \
+                 last {} s)",
+                READY_WINDOW.as_secs()
+            )
+        })
+    };
+    let body = json!({
+        "ready": reason.is_none(),
+        "reason": reason,
+        "active_sessions": sessions,
+        "max_sessions": shared.args.max_sessions,
+        "queue_wait_p90_sec": wait,
+    });
+    let status = if reason.is_some() { 503 } else { 200 };
+    HttpResponse::json(status, &body)
 }
 
 fn static_file(path: &str, shared: &Shared) -> HttpResponse {
@@ -321,14 +442,7 @@ fn serve_from_dir(dir: &std::path::Path, path: &str) -> HttpResponse {
 
 /// Whether the request carries the API key (always true without one configured).
 fn authorized(head: &RequestHead, shared: &Shared) -> bool {
-    let Some(expected) = &shared.args.api_key else {
-        return true;
-    };
-    let query_token = SessionOptions::from_query(&head.query)
-        .ok()
-        .and_then(|o| o.token);
-    http::key_matches(head.bearer_token(), expected)
-        || http::key_matches(query_token.as_deref(), expected)
+    handshake::authorized(head, shared.args.api_key.as_deref())
 }
 
 fn info(shared: &Shared, detailed: bool) -> serde_json::Value {
@@ -345,7 +459,8 @@ fn info(shared: &Shared, detailed: bool) -> serde_json::Value {
         "auth_required": args.api_key.is_some(),
     });
     if detailed {
-        let stats = shared.pool.stats();
+        let metrics = &shared.metrics;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         let details = json!({
             "whisper_cpp_version": whisper_rs::get_whisper_version(),
             "workers": shared.pool.workers(),
@@ -364,7 +479,13 @@ fn info(shared: &Shared, detailed: bool) -> serde_json::Value {
                 "vac_threshold": args.voice.vac_threshold,
                 "vac_padding_ms": args.voice.vac_padding_ms,
             },
-            "active_sessions": shared.active_sessions.load(Ordering::SeqCst),
+            "threads_adaptive": shared.threads.adaptive(),
+            "other_processes_cpu_cores": shared.threads.foreign_cores(),
+            "update_budget_sec": {
+                "base": shared.pool.budget().base.as_secs_f64(),
+                "per_audio_second": shared.pool.budget().per_audio_second.as_secs_f64(),
+            },
+            "active_sessions": metrics.sessions_active.load(Ordering::SeqCst),
             "open_connections": shared.open_connections.load(Ordering::SeqCst),
             "uptime_sec": shared.started.elapsed().as_secs_f64(),
             "interim_results": "opt-in: /transcribe?interim=1",
@@ -377,9 +498,17 @@ fn info(shared: &Shared, detailed: bool) -> serde_json::Value {
                 "handshake_timeout_sec": args.handshake_timeout,
             },
             "stats": {
-                "updates": stats.updates.load(Ordering::Relaxed),
-                "busy_workers": stats.busy_workers.load(Ordering::Relaxed),
-                "transcribe_seconds": stats.transcribe_micros.load(Ordering::Relaxed) as f64 / 1e6,
+                "sessions": load(&metrics.sessions_total),
+                "audio_seconds": load(&metrics.audio_samples) as f64 / SAMPLE_RATE as f64,
+                "updates": load(&metrics.updates),
+                "updates_cut": load(&metrics.updates_cut),
+                "busy_workers": metrics.busy_workers.load(Ordering::Relaxed),
+                "transcribe_seconds": load(&metrics.transcribe_micros) as f64 / 1e6,
+                "update_seconds": metrics.update_duration.recent(),
+                "queue_wait_seconds": metrics.queue_wait.recent(),
+                "update_audio_seconds": metrics.update_audio.recent(),
+                "commit_latency_seconds": metrics.commit_latency.recent(),
+                "closes": metrics.closes(),
                 "process_cpu_seconds": crate::cpu::process_cpu_seconds(),
             },
         });
@@ -391,78 +520,70 @@ fn info(shared: &Shared, detailed: bool) -> serde_json::Value {
 }
 
 fn handle_websocket(mut stream: TcpStream, head: &RequestHead, leftover: Vec<u8>, shared: &Shared) {
-    if shared.is_shutting_down() {
-        let _ = HttpResponse::error(503, "server is shutting down").write_to(&mut stream, false);
-        return;
-    }
-    let options = match SessionOptions::from_query(&head.query) {
-        Ok(options) => options,
-        Err(message) => {
-            let _ = HttpResponse::error(400, &message).write_to(&mut stream, false);
-            return;
-        }
+    let upgrade = match Upgrade::check(
+        head,
+        shared.args.api_key.as_deref(),
+        shared.is_shutting_down(),
+    ) {
+        Ok(upgrade) => upgrade,
+        Err(refusal) => return refusal.send(&mut stream),
     };
-    if !authorized(head, shared) {
-        let _ = HttpResponse::error(
-            401,
-            "missing or wrong API key: send `Authorization: Bearer KEY` or ?token=KEY",
-        )
-        .with_header("WWW-Authenticate", "Bearer")
-        .write_to(&mut stream, false);
-        return;
-    }
-    if head.header("sec-websocket-version").map(str::trim) != Some("13")
-        || head.header("sec-websocket-key").is_none()
-    {
-        let _ = HttpResponse::error(
-            400,
-            "WebSocket version 13 with a Sec-WebSocket-Key is required",
-        )
-        .with_header("Sec-WebSocket-Version", "13")
-        .write_to(&mut stream, false);
-        return;
-    }
-    let sessions = shared.active_sessions.fetch_add(1, Ordering::SeqCst) + 1;
-    let _session = CountGuard(&shared.active_sessions);
+    let sessions = shared
+        .metrics
+        .sessions_active
+        .fetch_add(1, Ordering::SeqCst)
+        + 1;
+    let _session = CountGuard(&shared.metrics.sessions_active);
     if sessions > shared.args.max_sessions {
-        let message = format!(
-            "server busy: all {} session slots are in use; try again later",
-            shared.args.max_sessions
-        );
-        let _ = HttpResponse::error(503, &message)
-            .with_header("Retry-After", "5")
-            .write_to(&mut stream, false);
-        return;
+        let max_sessions = shared.args.max_sessions;
+        return Refusal::Busy { max_sessions }.send(&mut stream);
     }
+    let vac = match voice_controller(&upgrade.options, shared) {
+        Ok(vac) => vac,
+        Err(refusal) => return refusal.send(&mut stream),
+    };
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
     log::info!("session from {peer} started");
-    let vac = if options.vac.unwrap_or(shared.args.voice.vac) {
-        let Some(model) = &shared.silero else {
-            let message = "voice activity control (?vac=1) is not available: the server has \
-                           no Silero model (./models/fetch.sh silero-vad)";
-            let _ = HttpResponse::error(400, message).write_to(&mut stream, false);
-            return;
-        };
-        Some(VoiceController::new(
-            Arc::clone(model),
-            shared.args.voice.gate_config(),
-        ))
-    } else {
-        None
-    };
-    let (handle, events) = shared.pool.open_stream(options.interim);
-    session::run(
-        stream,
-        head,
-        leftover,
+    shared
+        .metrics
+        .sessions_total
+        .fetch_add(1, Ordering::Relaxed);
+    let (handle, events) = shared.pool.open_stream(upgrade.options.interim);
+    let parts = SessionParts {
         handle,
         events,
         vac,
-        &shared.limits,
-        shared,
-    );
+    };
+    let env = SessionEnv {
+        limits: &shared.limits,
+        shutdown: shared,
+        metrics: &shared.metrics,
+    };
+    session::run(stream, &upgrade, leftover, parts, &env);
     log::info!("session from {peer} ended");
+}
+
+/// The session's voice activity controller, if it uses one (`?vac=`, else the server's
+/// `--vac`).
+fn voice_controller(
+    options: &SessionOptions,
+    shared: &Shared,
+) -> Result<Option<VoiceController>, Refusal> {
+    if !options.vac.unwrap_or(shared.args.voice.vac) {
+        return Ok(None);
+    }
+    let Some(model) = &shared.silero else {
+        return Err(Refusal::Unavailable(
+            "voice activity control (?vac=1) is not available: the server has no Silero \
+             model (./models/fetch.sh silero-vad)"
+                .into(),
+        ));
+    };
+    Ok(Some(VoiceController::new(
+        Arc::clone(model),
+        shared.args.voice.gate_config(),
+    )))
 }

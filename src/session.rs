@@ -7,17 +7,21 @@
 //! idle, runs out of time, or the server shuts down; in every case but a vanished
 //! client, the text not yet sent is flushed first.
 
+use std::collections::VecDeque;
 use std::net::TcpStream;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use tungstenite::handshake::derive_accept_key;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
 
 use crate::audio::PcmDecoder;
-use crate::http::{is_timeout, RequestHead};
+use crate::audio::SAMPLE_RATE;
+use crate::handshake::Upgrade;
+use crate::http::is_timeout;
+use crate::metrics::Metrics;
 use crate::pool::{StreamEvent, StreamHandle};
 use crate::protocol::{ClientMessage, ServerMessage};
 use crate::vad::{GateEvent, VoiceController};
@@ -34,6 +38,9 @@ const MAX_BACKLOG_SECONDS: f64 = 60.0;
 const FINAL_TEXT_LIMIT: Duration = Duration::from_secs(600);
 /// How long the closing handshake may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Arrival times kept for the commit-latency figure (at 100 ms frames, over 6 minutes).
+const ARRIVALS_KEPT: usize = 4096;
 
 /// What a session needs from the server.
 pub struct SessionLimits {
@@ -76,43 +83,46 @@ impl Ending {
     }
 }
 
-/// Completes the WebSocket handshake for `head` (already read from `stream`) and runs
-/// the session to its end.
+/// The stream a session feeds and listens to.
+pub struct SessionParts {
+    pub handle: StreamHandle,
+    pub events: Receiver<StreamEvent>,
+    /// The voice activity controller, when the session uses one.
+    pub vac: Option<VoiceController>,
+}
+
+/// What a session shares with the server.
+pub struct SessionEnv<'a> {
+    pub limits: &'a SessionLimits,
+    pub shutdown: &'a dyn ShutdownSignal,
+    pub metrics: &'a Metrics,
+}
+
+/// Switches the checked request to WebSocket (`leftover`: bytes read after the request
+/// head) and runs the session to its end.
 pub fn run(
     mut stream: TcpStream,
-    head: &RequestHead,
+    upgrade: &Upgrade,
     leftover: Vec<u8>,
-    handle: StreamHandle,
-    events: Receiver<StreamEvent>,
-    vac: Option<VoiceController>,
-    limits: &SessionLimits,
-    shutdown: &dyn ShutdownSignal,
+    parts: SessionParts,
+    env: &SessionEnv,
 ) {
-    let Some(accept) = head
-        .header("sec-websocket-key")
-        .map(|key| derive_accept_key(key.trim().as_bytes()))
-    else {
-        return;
-    };
-    let response = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {accept}\r\n\r\n"
-    );
-    if std::io::Write::write_all(&mut stream, response.as_bytes()).is_err()
+    if upgrade.switch(&mut stream).is_err()
         || stream.set_read_timeout(Some(POLL_INTERVAL)).is_err()
         || stream.set_write_timeout(Some(WRITE_TIMEOUT)).is_err()
     {
         return;
     }
     let _ = stream.set_nodelay(true);
+    let limits = env.limits;
     let config = WebSocketConfig::default()
         .max_message_size(Some(limits.max_message_bytes))
         .max_frame_size(Some(limits.max_message_bytes));
     let socket = WebSocket::from_partially_read(stream, leftover, Role::Server, Some(config));
     let mut session = Session {
         socket,
-        handle,
-        events,
+        handle: parts.handle,
+        events: parts.events,
         decoder: PcmDecoder::new(),
         limits,
         started: Instant::now(),
@@ -120,10 +130,14 @@ pub fn run(
         ending: None,
         failure: None,
         samples: Vec::new(),
-        vac,
+        vac: parts.vac,
         voiced: Vec::new(),
+        metrics: env.metrics,
+        received: 0,
+        arrivals: VecDeque::new(),
+        client_close: None,
     };
-    session.run(shutdown);
+    session.run(env.shutdown);
 }
 
 struct Session<'a> {
@@ -144,6 +158,20 @@ struct Session<'a> {
     vac: Option<VoiceController>,
     /// What the controller forwards (reused between frames).
     voiced: Vec<GateEvent>,
+    metrics: &'a Metrics,
+    /// Samples received.
+    received: u64,
+    /// (samples received by then, when): when the audio arrived, for the latency of
+    /// the text that ends in it. At most [`ARRIVALS_KEPT`], oldest first.
+    arrivals: VecDeque<(u64, Instant)>,
+    /// The close code of a client that closed the connection itself.
+    client_close: Option<u16>,
+}
+
+impl Step {
+    fn is_abandon(&self) -> bool {
+        matches!(self, Step::Abandon)
+    }
 }
 
 /// What the read loop decided.
@@ -170,6 +198,8 @@ impl Session<'_> {
                 }
                 Step::Abandon => {
                     self.handle.cancel();
+                    // The client's own close code, or 1006: the connection just ended.
+                    self.metrics.closed(self.client_close.unwrap_or(1006));
                     return;
                 }
             }
@@ -180,26 +210,47 @@ impl Session<'_> {
     fn forward_events(&mut self) -> Step {
         let mut sent = false;
         while let Ok(event) = self.events.try_recv() {
-            match event {
-                StreamEvent::Message(message) => {
-                    if self.queue(&message).is_err() {
+            let message = match event {
+                StreamEvent::Commit(commit) => {
+                    self.record_latency(commit.end);
+                    ServerMessage::committed(commit.start, commit.end, commit.text)
+                }
+                StreamEvent::Interim(text) => ServerMessage::interim(text),
+                StreamEvent::Done => {
+                    if self.send_now(&ServerMessage::done()).is_abandon() {
                         return Step::Abandon;
                     }
-                    sent = true;
-                }
-                StreamEvent::Finished => {
                     let (code, reason) = self.close_frame();
                     return Step::Close(code, reason);
                 }
-                StreamEvent::Failed => {
+                StreamEvent::Failed(reason) => {
+                    let message = format!("{reason}; it was stopped, text already sent is final");
+                    let _ = self.send_now(&ServerMessage::error(message));
                     return Step::Close(CloseCode::Error, "internal error".into());
                 }
+            };
+            if self.queue(&message).is_err() {
+                return Step::Abandon;
             }
+            sent = true;
         }
         if sent && self.socket.flush().is_err() {
             return Step::Abandon;
         }
         Step::Continue
+    }
+
+    /// Records how long after its audio arrived the text ending at `end` (seconds on
+    /// the stream's clock) goes out.
+    fn record_latency(&mut self, end: f64) {
+        let sample = (end * SAMPLE_RATE as f64) as u64;
+        while self.arrivals.len() > 1 && self.arrivals[1].0 <= sample {
+            self.arrivals.pop_front();
+        }
+        if let Some(&(received, at)) = self.arrivals.iter().find(|(r, _)| *r >= sample) {
+            debug_assert!(received >= sample);
+            self.metrics.commit_latency.observe_duration(at.elapsed());
+        }
     }
 
     fn close_frame(&self) -> (CloseCode, String) {
@@ -272,7 +323,8 @@ impl Session<'_> {
         match self.socket.read() {
             Ok(Message::Binary(bytes)) => self.on_audio(&bytes),
             Ok(Message::Text(text)) => self.on_text(text.as_str()),
-            Ok(Message::Close(_)) => {
+            Ok(Message::Close(frame)) => {
+                self.client_close = Some(frame.map_or(1005, |f| u16::from(f.code)));
                 // The client left without ending the stream: drop its work.
                 self.handle.cancel();
                 let _ = self.socket.flush();
@@ -370,6 +422,14 @@ impl Session<'_> {
         }
         self.samples.clear();
         self.decoder.decode(bytes, &mut self.samples);
+        self.received += self.samples.len() as u64;
+        self.metrics
+            .audio_samples
+            .fetch_add(self.samples.len() as u64, Ordering::Relaxed);
+        if self.arrivals.len() == ARRIVALS_KEPT {
+            self.arrivals.pop_front();
+        }
+        self.arrivals.push_back((self.received, Instant::now()));
         self.push_samples();
         Step::Continue
     }
@@ -400,6 +460,7 @@ impl Session<'_> {
     /// Sends the close frame and waits (briefly) for the client's.
     fn close(&mut self, code: CloseCode, reason: String) {
         self.handle.cancel();
+        self.metrics.closed(u16::from(code));
         let frame = CloseFrame {
             code,
             reason: reason.into(),

@@ -98,7 +98,7 @@ pub fn run(args: &SimulateArgs) -> Result<SimulationReport, Box<dyn std::error::
         fed = arrived;
         let begin = Instant::now();
         let outcome = processor.update(pieces, end_of_stream, chunk, |a, p| {
-            transcriber.transcribe(a, p)
+            transcriber.transcribe(a, p).map(Some)
         })?;
         report.transcribe_seconds += begin.elapsed().as_secs_f64();
         report.updates += outcome.transcriptions;

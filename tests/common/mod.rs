@@ -104,9 +104,26 @@ impl TestServer {
     /// Sends SIGINT (as Ctrl-C does) and waits for the exit status.
     #[cfg(unix)]
     pub fn interrupt_and_wait(&mut self, limit: Duration) -> (Option<i32>, Duration) {
-        let started = Instant::now();
+        self.signal_and_wait(libc::SIGINT, limit)
+    }
+
+    /// Sends `signal` to the server.
+    #[cfg(unix)]
+    pub fn signal(&self, signal: i32) {
         // SAFETY: plain kill(2) on our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    /// Sends `signal` and waits (up to `limit`) for the exit status.
+    #[cfg(unix)]
+    pub fn signal_and_wait(&mut self, signal: i32, limit: Duration) -> (Option<i32>, Duration) {
+        let started = Instant::now();
+        self.signal(signal);
+        self.wait_for_exit(started, limit)
+    }
+
+    /// Waits until the server exits or `limit` has passed since `started`.
+    pub fn wait_for_exit(&mut self, started: Instant, limit: Duration) -> (Option<i32>, Duration) {
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return (status.code(), started.elapsed());

@@ -5,14 +5,21 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use whisper_rs::{
     FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
 };
 
+mod annotations;
+pub mod guards;
+
+pub use annotations::drop_annotations;
+
 use crate::audio::SAMPLE_RATE;
 use crate::vad::filter::{FilterConfig, Filtered};
 use crate::vad::{Silero, SileroModel};
+use guards::{Deadline, LoopGuard};
 
 /// One recognised word, with times in seconds relative to the start of the audio that
 /// was transcribed. `text` keeps Whisper's leading space (" hello"), so concatenating
@@ -56,6 +63,17 @@ pub enum EngineError {
     EnglishOnlyModel { language: String, model: String },
     #[error("whisper.cpp failed: {0}")]
     Whisper(#[from] whisper_rs::WhisperError),
+}
+
+/// How one call runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallLimits {
+    /// whisper.cpp threads; 0 for the engine's setting.
+    pub threads: u32,
+    /// Stop the call once it has run this long (see [`guards`]).
+    pub budget: Option<Duration>,
+    /// Testing only: slow every poll of the budget down by this much.
+    pub slow_polls: Option<Duration>,
 }
 
 /// How to decode; the same for every worker.
@@ -180,6 +198,10 @@ pub struct Transcriber {
     vad_filter: Option<Silero>,
 }
 
+/// whisper.cpp's return code when it could not allocate a state's KV cache; it has then
+/// freed the state.
+const KV_CACHE_FAILED: i32 = -7;
+
 /// Segments above this no-speech probability are dropped.
 const NO_SPEECH_THRESHOLD: f32 = 0.9;
 
@@ -196,14 +218,29 @@ impl Transcriber {
     /// Transcribes `audio` (16 kHz mono, -1..1), conditioned on `prompt` (the text that
     /// came before it).
     pub fn transcribe(&mut self, audio: &[f32], prompt: &str) -> Result<Transcript, EngineError> {
+        let limits = CallLimits::default();
+        let transcript = self.transcribe_within(audio, prompt, &limits)?;
+        Ok(transcript.expect("a call without a budget is never cut"))
+    }
+
+    /// Like [`Transcriber::transcribe`], within `limits`; `None` when the call ran out
+    /// of its time budget (the state stays usable).
+    pub fn transcribe_within(
+        &mut self,
+        audio: &[f32],
+        prompt: &str,
+        limits: &CallLimits,
+    ) -> Result<Option<Transcript>, EngineError> {
         let Some(silero) = &mut self.vad_filter else {
-            return self.transcribe_all(audio, prompt);
+            return self.transcribe_all(audio, prompt, limits);
         };
         let filtered = Filtered::detect(silero, audio, &FilterConfig::default());
         if filtered.is_empty() {
-            return Ok(Transcript::default());
+            return Ok(Some(Transcript::default()));
         }
-        let mut transcript = self.transcribe_all(&filtered.audio, prompt)?;
+        let Some(mut transcript) = self.transcribe_all(&filtered.audio, prompt, limits)? else {
+            return Ok(None);
+        };
         for word in &mut transcript.words {
             word.start = filtered.original_seconds(word.start);
             word.end = filtered.original_seconds(word.end);
@@ -211,13 +248,18 @@ impl Transcriber {
         for end in &mut transcript.segment_ends {
             *end = filtered.original_seconds(*end);
         }
-        Ok(transcript)
+        Ok(Some(transcript))
     }
 
     /// Transcribes all of `audio`.
-    fn transcribe_all(&mut self, audio: &[f32], prompt: &str) -> Result<Transcript, EngineError> {
+    fn transcribe_all(
+        &mut self,
+        audio: &[f32],
+        prompt: &str,
+        limits: &CallLimits,
+    ) -> Result<Option<Transcript>, EngineError> {
         if audio.is_empty() {
-            return Ok(Transcript::default());
+            return Ok(Some(Transcript::default()));
         }
         let strategy = if self.options.beam_size > 1 {
             SamplingStrategy::BeamSearch {
@@ -228,7 +270,11 @@ impl Transcriber {
             SamplingStrategy::Greedy { best_of: 1 }
         };
         let mut params = FullParams::new(strategy);
-        params.set_n_threads(self.options.threads as i32);
+        let threads = match limits.threads {
+            0 => self.options.threads,
+            n => n,
+        };
+        params.set_n_threads(threads as i32);
         params.set_language(self.options.language.as_deref());
         params.set_translate(false);
         params.set_no_context(true);
@@ -260,7 +306,28 @@ impl Transcriber {
         if !prompt_tokens.is_empty() {
             params.set_tokens(&prompt_tokens);
         }
-        self.state.full(params, audio)?;
+        let loops = LoopGuard::new(self.context.token_eot(), self.context.n_vocab() as usize);
+        loops.install(&mut params);
+        let deadline = limits
+            .budget
+            .map(|budget| Deadline::new(budget, limits.slow_polls));
+        if let Some(deadline) = &deadline {
+            deadline.install(&mut params);
+        }
+        match self.state.full(params, audio) {
+            Ok(()) => {}
+            Err(_) if deadline.as_ref().is_some_and(Deadline::expired) => return Ok(None),
+            Err(whisper_rs::WhisperError::GenericError(KV_CACHE_FAILED)) => {
+                // whisper.cpp freed the state itself: replace it without dropping it.
+                let fresh = self.context.create_state()?;
+                std::mem::forget(std::mem::replace(&mut self.state, fresh));
+                return Err(whisper_rs::WhisperError::GenericError(KV_CACHE_FAILED).into());
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if loops.fired() {
+            log::debug!("a decoding loop was stopped");
+        }
         let mut transcript = self.collect_words();
         drop_annotations(&mut transcript.words);
         // Times can overshoot the audio a little (timestamp tokens, the encoder's slack).
@@ -271,7 +338,7 @@ impl Transcriber {
         for end in &mut transcript.segment_ends {
             *end = end.min(duration);
         }
-        Ok(transcript)
+        Ok(Some(transcript))
     }
 
     /// Groups tokens into words: a token whose text starts with a space begins a word;
@@ -336,85 +403,9 @@ fn push_word(words: &mut Vec<Word>, (start, end, bytes): (f64, f64, Vec<u8>)) {
     words.push(Word { start, end, text });
 }
 
-/// Removes what Whisper writes for sounds that are not speech — `[BLANK_AUDIO]`,
-/// `[ Silence ]`, `(upbeat music)`, `*cough*`, `♪` — so that they are never committed as
-/// text. Such an annotation is enclosed in brackets, parentheses or asterisks, and may
-/// span several words; one left open at the end of the hypothesis runs to its end (the
-/// token limit cut it). Words that are only music notes go too.
-pub fn drop_annotations(words: &mut Vec<Word>) {
-    let mut closer: Option<char> = None;
-    words.retain(|word| {
-        let mut inside_any = closer.is_some();
-        let mut outside_text = false;
-        for c in word.text.chars() {
-            match closer {
-                Some(close) if c == close => {
-                    closer = None;
-                    inside_any = true;
-                }
-                Some(_) => {}
-                None => match c {
-                    '[' => closer = Some(']'),
-                    '(' => closer = Some(')'),
-                    '*' => closer = Some('*'),
-                    '♪' | '♫' | '♬' | '♩' => inside_any = true,
-                    c if c.is_alphanumeric() => outside_text = true,
-                    _ => {}
-                },
-            }
-            if closer.is_some() {
-                inside_any = true;
-            }
-        }
-        // A word keeps its place when it has speech outside any annotation
-        // ("word(s)" is rare; "music)" after "(upbeat" is not speech).
-        outside_text || !inside_any
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn words(texts: &[&str]) -> Vec<Word> {
-        texts
-            .iter()
-            .enumerate()
-            .map(|(i, t)| Word {
-                start: i as f64,
-                end: i as f64 + 0.5,
-                text: t.to_string(),
-            })
-            .collect()
-    }
-
-    fn kept(texts: &[&str]) -> String {
-        let mut w = words(texts);
-        drop_annotations(&mut w);
-        w.iter().map(|w| w.text.as_str()).collect()
-    }
-
-    #[test]
-    fn non_speech_annotations_are_dropped() {
-        assert_eq!(kept(&[" [BLANK_AUDIO]"]), "");
-        assert_eq!(kept(&[" [", " Silence", " ]"]), "");
-        assert_eq!(kept(&[" (music)", " Hello", " there."]), " Hello there.");
-        assert_eq!(kept(&[" [MUSIC]"]), "");
-        assert_eq!(kept(&[" *cough*", " so"]), " so");
-        assert_eq!(kept(&[" (upbeat", " music)"]), "");
-        assert_eq!(kept(&[" ♪", " ♪"]), "");
-        assert_eq!(kept(&[" And", " so", " [", "inaud"]), " And so");
-        assert_eq!(
-            kept(&[" I", " said", " *", "sigh", "*", " yes"]),
-            " I said yes"
-        );
-    }
-
-    #[test]
-    fn speech_with_punctuation_is_kept() {
-        let speech = [" Ask", " not,", " what's", " 1-2-3", " done."];
-        assert_eq!(kept(&speech), speech.concat());
-    }
 
     #[test]
     fn model_names_resolve_into_the_models_dir() {
