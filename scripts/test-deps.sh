@@ -2,8 +2,8 @@
 # Installs what the test suite needs on Debian/Ubuntu (run as root, or with sudo), then
 # builds the tiny.en model with the project's own tooling. Safe to run again.
 #   system packages: cmake (whisper.cpp), ffmpeg + sox (audio), chromium + chromium-driver
-#                    (browser test), nginx (reverse-proxy test), jq (websocat test),
-#                    nodejs/npm if missing
+#                    (browser test), nginx (reverse-proxy and balancer tests), jq (websocat
+#                    test), prometheus (promtool checks /metrics), nodejs/npm if missing
 #   websocat 1.14.0 (cargo install), the browser test's npm packages, models/ggml-tiny.en.bin,
 #   models/ggml-silero-v6.2.0.bin (Silero VAD)
 set -euo pipefail
@@ -14,7 +14,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 need=()
 for tool in cmake:cmake ffmpeg:ffmpeg sox:sox chromium:chromium chromedriver:chromium-driver \
-            nginx:nginx jq:jq node:nodejs npm:npm; do
+            nginx:nginx jq:jq promtool:prometheus node:nodejs npm:npm; do
     command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -16,6 +16,7 @@ pub mod cpu;
 pub mod engine;
 pub mod handshake;
 pub mod http;
+pub mod language;
 pub mod load;
 pub mod metrics;
 pub mod policy;

@@ -41,9 +41,14 @@ pub type TimedWord = Word;
 /// A piece of newly committed text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Commit {
+    /// Start of its first word, seconds on the stream's clock.
     pub start: f64,
+    /// End of its last word.
     pub end: f64,
+    /// The words' text, concatenated (leading space kept).
     pub text: String,
+    /// The words, in order, with their times (never going backwards).
+    pub words: Vec<TimedWord>,
 }
 
 impl Commit {
@@ -53,6 +58,7 @@ impl Commit {
             start: first.start,
             end: last.end,
             text: words.iter().map(|w| w.text.as_str()).collect(),
+            words: words.to_vec(),
         })
     }
 }
@@ -63,6 +69,8 @@ pub struct Piece {
     /// Stream index (in samples) of the first sample.
     pub at: u64,
     pub audio: Vec<f32>,
+    /// How many of its samples are speech (the rest: pauses inside an utterance).
+    pub voiced: usize,
     /// The utterance ends with this piece: everything pending is committed after it.
     pub ends_utterance: bool,
 }
@@ -325,6 +333,8 @@ pub struct OnlineProcessor {
     received: u64,
     /// Samples inserted since the last transcription.
     unprocessed: usize,
+    /// Of those, samples of speech.
+    unprocessed_voiced: usize,
 }
 
 impl OnlineProcessor {
@@ -337,21 +347,27 @@ impl OnlineProcessor {
             committed: Vec::new(),
             received: 0,
             unprocessed: 0,
+            unprocessed_voiced: 0,
         }
     }
 
-    /// Appends audio that follows the last sample received.
+    /// Appends audio that follows the last sample received (all of it speech).
     pub fn insert_audio(&mut self, samples: &[f32]) {
+        self.insert(samples, samples.len());
+    }
+
+    fn insert(&mut self, samples: &[f32], voiced: usize) {
         self.audio.extend_from_slice(samples);
         self.received += samples.len() as u64;
         self.unprocessed += samples.len();
+        self.unprocessed_voiced += voiced.min(samples.len());
     }
 
     /// Appends audio whose first sample has stream index `at`. Audio left out before it
     /// (silence the voice activity controller did not forward) is skipped when the buffer
     /// is empty, which it is after every utterance; inside an utterance a gap is filled
     /// with silence, so the buffer's times stay the stream's.
-    pub fn insert_audio_at(&mut self, at: u64, samples: &[f32]) {
+    pub fn insert_audio_at(&mut self, at: u64, samples: &[f32], voiced: usize) {
         if at > self.received {
             let gap = at - self.received;
             debug_assert!(
@@ -362,17 +378,19 @@ impl OnlineProcessor {
                 self.buffer_start = at;
                 self.received = at;
             } else {
-                self.insert_audio(&vec![0.0; gap as usize]);
+                self.insert(&vec![0.0; gap as usize], 0);
             }
         }
         // Audio the buffer already has (never sent twice by the session) is dropped.
         let overlap = (self.received.saturating_sub(at) as usize).min(samples.len());
-        self.insert_audio(&samples[overlap..]);
+        self.insert(&samples[overlap..], voiced.saturating_sub(overlap));
     }
 
-    /// Whether audio arrived since the last transcription.
-    pub fn has_unprocessed_audio(&self) -> bool {
-        self.unprocessed > 0
+    /// Whether speech arrived since the last transcription: a pause (or the silence
+    /// that ends an utterance) alone is not worth a Whisper call, since the hypothesis
+    /// already covers everything said.
+    pub fn has_unprocessed_speech(&self) -> bool {
+        self.unprocessed_voiced > 0
     }
 
     /// Samples that arrived since the last transcription.
@@ -439,14 +457,14 @@ impl OnlineProcessor {
     ) -> Result<UpdateOutcome, E> {
         let mut outcome = UpdateOutcome::default();
         for piece in pieces {
-            self.insert_audio_at(piece.at, &piece.audio);
+            self.insert_audio_at(piece.at, &piece.audio, piece.voiced);
             if piece.ends_utterance {
                 self.finalize(&mut transcribe, &mut outcome)?;
             }
         }
         if end_of_stream {
             self.finalize(&mut transcribe, &mut outcome)?;
-        } else if self.unprocessed >= min_samples.max(1) {
+        } else if self.unprocessed >= min_samples.max(1) && self.has_unprocessed_speech() {
             self.process_into(&mut transcribe, &mut outcome)?;
         }
         Ok(outcome)
@@ -457,7 +475,7 @@ impl OnlineProcessor {
         transcribe: &mut impl FnMut(&[f32], &str) -> Result<Option<Transcript>, E>,
         outcome: &mut UpdateOutcome,
     ) -> Result<(), E> {
-        if self.has_unprocessed_audio() {
+        if self.has_unprocessed_speech() {
             self.process_into(transcribe, outcome)?;
         }
         outcome.commits.extend(self.finish());
@@ -491,6 +509,7 @@ impl OnlineProcessor {
             return Ok(Pass::Cut);
         };
         self.unprocessed = 0;
+        self.unprocessed_voiced = 0;
         let offset = self.buffer_offset();
         log::trace!("prompt: {prompt:?}");
         log::trace!(
@@ -514,7 +533,14 @@ impl OnlineProcessor {
         self.committed.extend(newly.iter().cloned());
 
         if self.buffer_seconds() > self.config.buffer_trimming_sec {
-            self.trim_keeping_context(&transcript.segment_ends);
+            if transcript.words.is_empty() && self.hypotheses.pending().is_empty() {
+                // Nothing said in the whole buffer (silence, noise): keep just its end,
+                // or a stream of silence re-encodes up to 28 s on every update.
+                let end = self.buffer_offset() + self.buffer_seconds();
+                self.cut_at(end - self.config.context_sec);
+            } else {
+                self.trim_keeping_context(&transcript.segment_ends);
+            }
         }
         if self.buffer_seconds() > self.config.max_buffer_sec {
             // Nothing agreed for too long: take the current guess rather than let the
@@ -737,6 +763,7 @@ mod tests {
         let first = Piece {
             at: 16_000 / 3,
             audio: vec![0.0; 20_011],
+            voiced: usize::MAX,
             ends_utterance: true,
         };
         let outcome = processor
@@ -756,6 +783,7 @@ mod tests {
         let second = Piece {
             at: 160_000,
             audio: vec![0.0; 17_000],
+            voiced: usize::MAX,
             ends_utterance: true,
         };
         let outcome = processor
@@ -771,6 +799,7 @@ mod tests {
                 vec![Piece {
                     at: 177_000,
                     audio: Vec::new(),
+                    voiced: usize::MAX,
                     ends_utterance: true,
                 }],
                 false,
@@ -783,12 +812,82 @@ mod tests {
     }
 
     #[test]
+    fn pauses_alone_call_for_no_transcription() {
+        let mut processor = OnlineProcessor::new(PolicyConfig::default());
+        let calls = std::cell::Cell::new(0);
+        let mut transcribe = |_: &[f32], _: &str| {
+            calls.set(calls.get() + 1);
+            Ok::<_, Infallible>(Some(transcript(&[(0.1, 0.6, " yes")], &[0.6])))
+        };
+        let piece = |at: u64, voiced, ends_utterance| Piece {
+            at,
+            audio: vec![0.0; 16_000],
+            voiced,
+            ends_utterance,
+        };
+        processor
+            .update(
+                vec![piece(0, 16_000, false)],
+                false,
+                16_000,
+                &mut transcribe,
+            )
+            .unwrap();
+        assert_eq!(calls.get(), 1);
+        // A second of pause inside the utterance: nothing new was said.
+        processor
+            .update(
+                vec![piece(16_000, 0, false)],
+                false,
+                16_000,
+                &mut transcribe,
+            )
+            .unwrap();
+        assert_eq!(calls.get(), 1);
+        // The utterance ends in silence: what was heard is committed without a call.
+        let outcome = processor
+            .update(vec![piece(32_000, 0, true)], false, 16_000, &mut transcribe)
+            .unwrap();
+        assert_eq!(calls.get(), 1);
+        assert_eq!(outcome.commits[0].text, " yes");
+        // Speech, then the end: one more call.
+        processor
+            .update(
+                vec![piece(64_000, 8_000, true)],
+                false,
+                16_000,
+                &mut transcribe,
+            )
+            .unwrap();
+        assert_eq!(calls.get(), 2);
+    }
+
+    #[test]
+    fn a_buffer_of_silence_does_not_grow() {
+        let mut processor = OnlineProcessor::new(PolicyConfig::default());
+        for _ in 0..30 {
+            processor.insert_audio(&vec![0.0; 16_000]);
+            processor
+                .process(|_, _| Ok::<_, Infallible>(Some(Transcript::default())))
+                .unwrap();
+            assert!(processor.buffer_seconds() <= 6.0 + 1e-9);
+        }
+        // Thirty seconds in, the buffer holds only the last few of them.
+        assert!(
+            processor.buffer_offset() >= 24.0,
+            "{}",
+            processor.buffer_offset()
+        );
+    }
+
+    #[test]
     fn a_cut_transcription_loses_nothing() {
         let mut processor = OnlineProcessor::new(PolicyConfig::default());
         let heard = transcript(&[(0.0, 0.4, " And"), (0.4, 0.8, " so")], &[0.8]);
         let piece = |at: u64, ends_utterance| Piece {
             at,
             audio: vec![0.0; 16_000],
+            voiced: 16_000,
             ends_utterance,
         };
         let ok = |_: &[f32], _: &str| Ok::<_, Infallible>(Some(heard.clone()));

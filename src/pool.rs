@@ -29,7 +29,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::audio::SAMPLE_RATE;
-use crate::engine::{CallLimits, Engine, EngineError, Transcriber};
+use crate::engine::{CallLanguage, CallLimits, Engine, EngineError, Transcriber};
+use crate::language::Detector;
 use crate::load::ThreadPolicy;
 use crate::metrics::Metrics;
 use crate::policy::{Commit, OnlineProcessor, Piece, PolicyConfig};
@@ -41,6 +42,8 @@ pub enum StreamEvent {
     Commit(Commit),
     /// The current guess for the audio after the committed text (`?interim=1`).
     Interim(String),
+    /// The language the stream was found to be in (`?language=auto`).
+    Language { code: String, probability: f32 },
     /// The end of the stream was processed and all its text sent: close normally.
     Done,
     /// Processing failed (the reason, for the log and the client); close with 1011.
@@ -127,16 +130,19 @@ struct Inbox {
 }
 
 impl Inbox {
-    fn push(&mut self, at: u64, samples: &[f32]) {
+    fn push(&mut self, at: u64, samples: &[f32], voiced: bool) {
         self.samples += samples.len();
         self.next_at = self.next_at.max(at + samples.len() as u64);
+        let voiced = if voiced { samples.len() } else { 0 };
         match self.pieces.last_mut() {
             Some(last) if !last.ends_utterance && last.at + last.audio.len() as u64 == at => {
                 last.audio.extend_from_slice(samples);
+                last.voiced += voiced;
             }
             _ => self.pieces.push(Piece {
                 at,
                 audio: samples.to_vec(),
+                voiced,
                 ends_utterance: false,
             }),
         }
@@ -149,10 +155,22 @@ impl Inbox {
             None => self.pieces.push(Piece {
                 at: self.next_at,
                 audio: Vec::new(),
+                voiced: 0,
                 ends_utterance: true,
             }),
         }
     }
+}
+
+/// What a stream asked for (its query options).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StreamOptions {
+    /// Send interim guesses.
+    pub interim: bool,
+    /// The language of the speech: the server's, a code, or detected.
+    pub language: CallLanguage,
+    /// English text whatever the language spoken.
+    pub translate: bool,
 }
 
 struct Stream {
@@ -160,6 +178,10 @@ struct Stream {
     processor: Mutex<OnlineProcessor>,
     events: Sender<StreamEvent>,
     interim: bool,
+    language: CallLanguage,
+    translate: bool,
+    /// With `language: Detect`: what was found so far.
+    detector: Mutex<Detector>,
     min_chunk_samples: usize,
     fault_injection: bool,
     /// Calls of this stream cut in a row (doubles the next budget).
@@ -272,13 +294,16 @@ impl WorkerPool {
     }
 
     /// A new stream; the receiver gets its events.
-    pub fn open_stream(&self, interim: bool) -> (StreamHandle, Receiver<StreamEvent>) {
+    pub fn open_stream(&self, options: StreamOptions) -> (StreamHandle, Receiver<StreamEvent>) {
         let (events, receiver) = crossbeam_channel::unbounded();
         let stream = Arc::new(Stream {
             inbox: Mutex::new(Inbox::default()),
             processor: Mutex::new(OnlineProcessor::new(self.config.policy.clone())),
             events,
-            interim,
+            interim: options.interim,
+            language: options.language,
+            translate: options.translate,
+            detector: Mutex::new(Detector::new()),
             min_chunk_samples: (self.config.min_chunk_sec * SAMPLE_RATE as f64) as usize,
             fault_injection: self.config.fault_injection,
             cuts_in_a_row: AtomicU32::new(0),
@@ -313,16 +338,17 @@ pub struct StreamHandle {
 }
 
 impl StreamHandle {
-    /// Adds audio that follows what was received before.
+    /// Adds audio that follows what was received before (all of it counted as speech).
     pub fn push_audio(&self, samples: &[f32]) {
         let at = self.stream.inbox().next_at;
-        self.push_audio_at(at, samples);
+        self.push_audio_at(at, samples, true);
     }
 
     /// Adds audio whose first sample has stream index `at` (past the audio received so
-    /// far: the voice activity controller leaves silence out).
-    pub fn push_audio_at(&self, at: u64, samples: &[f32]) {
-        self.update_inbox(|inbox| inbox.push(at, samples));
+    /// far: the voice activity controller leaves silence out). `voiced`: whether it
+    /// holds speech, or is a pause inside an utterance.
+    pub fn push_audio_at(&self, at: u64, samples: &[f32], voiced: bool) {
+        self.update_inbox(|inbox| inbox.push(at, samples, voiced));
     }
 
     /// The utterance whose audio was pushed last has ended: it is transcribed and all of
@@ -461,6 +487,21 @@ fn worker_loop(mut transcriber: Transcriber, mut spare: Transcriber, shared: &Sh
     }
 }
 
+/// Asks Whisper the language of the buffer just transcribed, and announces it when the
+/// stream's detector settles on it (or changes its mind).
+fn detect_language(stream: &Stream, transcriber: &mut Transcriber, seconds: f64, threads: u32) {
+    match transcriber.detect_language(threads) {
+        Ok((code, probability)) => {
+            log::debug!("language on {seconds:.1} s: {code} ({probability:.2})");
+            let mut detector = stream.detector.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(code) = detector.observe(&code, probability, seconds) {
+                stream.send(StreamEvent::Language { code, probability });
+            }
+        }
+        Err(e) => log::warn!("language detection failed: {e}"),
+    }
+}
+
 fn update_stream(
     stream: &Stream,
     transcriber: &mut Transcriber,
@@ -476,16 +517,34 @@ fn update_stream(
     }
     let slow_polls = injected(SLOW_SAMPLE).then_some(SLOW_POLL);
     let metrics = &shared.metrics;
+    let detecting = stream.language == CallLanguage::Detect;
+    let new_audio: usize = pieces.iter().map(|p| p.audio.len()).sum();
+    let mut check_language = detecting
+        && stream
+            .detector
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .heard(new_audio as f64 / SAMPLE_RATE as f64);
     let mut processor = stream.processor.lock().unwrap_or_else(|e| e.into_inner());
     let transcribe = |audio: &[f32], prompt: &str| {
         let audio_seconds = audio.len() as f64 / SAMPLE_RATE as f64;
         let cuts = stream.cuts_in_a_row.load(Ordering::Relaxed);
+        let language = match detecting {
+            true => stream
+                .detector
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .call_language(),
+            false => stream.language.clone(),
+        };
         let limits = CallLimits {
             threads: shared
                 .threads
                 .threads(metrics.busy_workers.load(Ordering::Relaxed)),
             budget: Some(shared.budget.for_call(audio_seconds, cuts)),
             slow_polls,
+            language,
+            translate: stream.translate,
         };
         let started = Instant::now();
         let heard = transcriber.transcribe_within(audio, prompt, &limits);
@@ -516,6 +575,10 @@ fn update_stream(
             elapsed.as_secs_f64() * 1000.0,
             limits.threads
         );
+        if check_language && matches!(heard, Ok(Some(_))) {
+            check_language = false;
+            detect_language(stream, transcriber, audio_seconds, limits.threads);
+        }
         heard
     };
     let outcome = processor.update(pieces, end_of_stream, stream.min_chunk_samples, transcribe)?;

@@ -13,12 +13,14 @@ use serde_json::json;
 use crate::audio::SAMPLE_RATE;
 use crate::config::{ServeArgs, DEFAULT_VAD_MODEL};
 use crate::engine::EngineError;
+use crate::engine::{CallLanguage, Engine};
 use crate::handshake::{self, Refusal, Upgrade};
 use crate::http::{self, HeadError, HttpResponse, RequestHead, STATIC_FILES};
 use crate::load::ThreadPolicy;
 use crate::metrics::{BuildInfo, Metrics};
-use crate::pool::WorkerPool;
+use crate::pool::{StreamOptions, WorkerPool};
 use crate::protocol::SessionOptions;
+use crate::protocol::{LanguageChoice, Task};
 use crate::session::{self, SessionEnv, SessionLimits, SessionParts, ShutdownSignal};
 use crate::vad::{SileroError, SileroModel, VoiceController};
 
@@ -41,6 +43,8 @@ struct Shared {
     model_name: String,
     gpu: bool,
     threads_per_worker: u32,
+    /// The model (its languages; the workers hold its states).
+    engine: Engine,
     pool: WorkerPool,
     /// The Silero model, when it could be loaded (required with --vac or --vad).
     silero: Option<Arc<SileroModel>>,
@@ -126,6 +130,7 @@ impl Server {
             gpu,
             threads_per_worker,
             threads,
+            engine,
             pool,
             silero,
             limits,
@@ -363,11 +368,19 @@ fn route(head: &RequestHead, shared: &Shared) -> HttpResponse {
                 gpu: shared.gpu,
             }),
         ),
-        "/transcribe" => HttpResponse::error(
-            426,
-            "/transcribe is a WebSocket endpoint: connect with ws:// (Upgrade: websocket)",
-        )
-        .with_header("Upgrade", "websocket"),
+        // Without an upgrade: the reason a session with these options would be refused
+        // (the web page asks here, since a browser cannot read a refused upgrade), or 426.
+        "/transcribe" => match SessionOptions::from_query(&head.query)
+            .map_err(Refusal::BadQuery)
+            .and_then(|options| stream_options(&options, shared))
+        {
+            Err(refusal) => refusal.response(),
+            Ok(_) => HttpResponse::error(
+                426,
+                "/transcribe is a WebSocket endpoint: connect with ws:// (Upgrade: websocket)",
+            )
+            .with_header("Upgrade", "websocket"),
+        },
         path => static_file(path, shared),
     }
 }
@@ -457,6 +470,14 @@ fn info(shared: &Shared, detailed: bool) -> serde_json::Value {
         "use_voice_activity_detection": args.voice.vad,
         "version": env!("CARGO_PKG_VERSION"),
         "auth_required": args.api_key.is_some(),
+        "languages": shared
+            .engine
+            .language_names()
+            .into_iter()
+            .map(|(code, name)| json!({ "code": code, "name": name }))
+            .collect::<Vec<_>>(),
+        "language_detection": shared.engine.is_multilingual(),
+        "translation": shared.engine.is_multilingual(),
     });
     if detailed {
         let metrics = &shared.metrics;
@@ -551,11 +572,16 @@ fn handle_websocket(mut stream: TcpStream, head: &RequestHead, leftover: Vec<u8>
         .metrics
         .sessions_total
         .fetch_add(1, Ordering::Relaxed);
-    let (handle, events) = shared.pool.open_stream(upgrade.options.interim);
+    let stream_options = match stream_options(&upgrade.options, shared) {
+        Ok(options) => options,
+        Err(refusal) => return refusal.send(&mut stream),
+    };
+    let (handle, events) = shared.pool.open_stream(stream_options);
     let parts = SessionParts {
         handle,
         events,
         vac,
+        words: upgrade.options.words,
     };
     let env = SessionEnv {
         limits: &shared.limits,
@@ -564,6 +590,39 @@ fn handle_websocket(mut stream: TcpStream, head: &RequestHead, leftover: Vec<u8>
     };
     session::run(stream, &upgrade, leftover, parts, &env);
     log::info!("session from {peer} ended");
+}
+
+/// The stream's language and task, if the model can do them.
+fn stream_options(options: &SessionOptions, shared: &Shared) -> Result<StreamOptions, Refusal> {
+    let language = match &options.language {
+        None => CallLanguage::Default,
+        Some(LanguageChoice::Code(code)) => {
+            shared
+                .engine
+                .check_language(code)
+                .map_err(|e| Refusal::Unavailable(format!("language={code}: {e}")))?;
+            CallLanguage::Code(code.clone())
+        }
+        Some(LanguageChoice::Detect) if !shared.engine.is_multilingual() => {
+            return Err(Refusal::Unavailable(format!(
+                "language=auto needs a multilingual model; this server runs {} (English only)",
+                shared.model_name
+            )))
+        }
+        Some(LanguageChoice::Detect) => CallLanguage::Detect,
+    };
+    let translate = options.task == Task::Translate;
+    if translate && !shared.engine.is_multilingual() {
+        return Err(Refusal::Unavailable(format!(
+            "task=translate needs a multilingual model; this server runs {} (English only)",
+            shared.model_name
+        )));
+    }
+    Ok(StreamOptions {
+        interim: options.interim,
+        language,
+        translate,
+    })
 }
 
 /// The session's voice activity controller, if it uses one (`?vac=`, else the server's

@@ -89,6 +89,8 @@ pub struct SessionParts {
     pub events: Receiver<StreamEvent>,
     /// The voice activity controller, when the session uses one.
     pub vac: Option<VoiceController>,
+    /// Send each committed message's words (`?words=1`).
+    pub words: bool,
 }
 
 /// What a session shares with the server.
@@ -131,6 +133,7 @@ pub fn run(
         failure: None,
         samples: Vec::new(),
         vac: parts.vac,
+        words: parts.words,
         voiced: Vec::new(),
         metrics: env.metrics,
         received: 0,
@@ -156,6 +159,8 @@ struct Session<'a> {
     /// The voice activity controller, when the session uses one: only speech reaches
     /// the workers, and each utterance is committed when it ends.
     vac: Option<VoiceController>,
+    /// Send words with their times.
+    words: bool,
     /// What the controller forwards (reused between frames).
     voiced: Vec<GateEvent>,
     metrics: &'a Metrics,
@@ -213,9 +218,21 @@ impl Session<'_> {
             let message = match event {
                 StreamEvent::Commit(commit) => {
                     self.record_latency(commit.end);
-                    ServerMessage::committed(commit.start, commit.end, commit.text)
+                    let message = ServerMessage::committed(commit.start, commit.end, commit.text);
+                    match self.words {
+                        true => message.with_words(
+                            commit
+                                .words
+                                .iter()
+                                .map(|w| (w.text.as_str(), w.start, w.end)),
+                        ),
+                        false => message,
+                    }
                 }
                 StreamEvent::Interim(text) => ServerMessage::interim(text),
+                StreamEvent::Language { code, probability } => {
+                    ServerMessage::language(&code, probability)
+                }
                 StreamEvent::Done => {
                     if self.send_now(&ServerMessage::done()).is_abandon() {
                         return Step::Abandon;
@@ -299,7 +316,11 @@ impl Session<'_> {
     fn forward_voiced(&mut self) {
         for event in self.voiced.drain(..) {
             match event {
-                GateEvent::Audio { at, samples } => self.handle.push_audio_at(at, &samples),
+                GateEvent::Audio {
+                    at,
+                    samples,
+                    voiced,
+                } => self.handle.push_audio_at(at, &samples, voiced),
                 GateEvent::EndOfUtterance => self.handle.end_utterance(),
             }
         }

@@ -92,6 +92,7 @@ pub fn run(args: &SimulateArgs) -> Result<SimulationReport, Box<dyn std::error::
             None => vec![Piece {
                 at: fed as u64,
                 audio: samples.to_vec(),
+                voiced: samples.len(),
                 ends_utterance: false,
             }],
         };
@@ -127,8 +128,13 @@ fn pieces_of(events: impl Iterator<Item = GateEvent>) -> Vec<Piece> {
     let mut pieces: Vec<Piece> = Vec::new();
     for event in events {
         match event {
-            GateEvent::Audio { at, samples } => pieces.push(Piece {
+            GateEvent::Audio {
                 at,
+                samples,
+                voiced,
+            } => pieces.push(Piece {
+                at,
+                voiced: if voiced { samples.len() } else { 0 },
                 audio: samples,
                 ends_utterance: false,
             }),
@@ -137,6 +143,7 @@ fn pieces_of(events: impl Iterator<Item = GateEvent>) -> Vec<Piece> {
                 None => pieces.push(Piece {
                     at: 0,
                     audio: Vec::new(),
+                    voiced: 0,
                     ends_utterance: true,
                 }),
             },

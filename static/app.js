@@ -21,6 +21,10 @@ const srtLink = $('download-srt');
 const announce = $('announce');
 
 const KEY_STORAGE = 'reswhis.apiKey';
+const LANGUAGE_STORAGE = 'reswhis.language';
+const TRANSLATE_STORAGE = 'reswhis.translate';
+const languageSelect = $('language');
+const translateBox = $('translate');
 const SAMPLE_RATE = 16000;
 const FINISH_TIMEOUT_MS = 120_000; // the server may still have a backlog to transcribe
 const MAX_QUEUED_BYTES = 30 * SAMPLE_RATE * 2; // audio kept while the socket opens
@@ -97,9 +101,66 @@ async function loadInfo() {
     $('info-language').textContent = info.language ?? '?';
     $('info-version').textContent = info.version ?? '?';
     $('auth').hidden = !info.auth_required;
+    fillLanguages(info);
   } catch {
     $('server-info').textContent = 'Server info unavailable — is the server running?';
   }
+}
+
+// ---------------------------------------------------------------- language & translation
+
+function stored(name) {
+  try { return localStorage.getItem(name) || ''; } catch { return ''; }
+}
+
+function remember(name, value) {
+  try {
+    if (value) localStorage.setItem(name, value); else localStorage.removeItem(name);
+  } catch { /* storage disabled: the choice still holds for this visit */ }
+}
+
+// The languages the server's model knows (from /info), "Detect" when it can detect,
+// and the translation switch when it can translate.
+function fillLanguages(details) {
+  const languages = Array.isArray(details.languages) ? details.languages : [];
+  const wanted = stored(LANGUAGE_STORAGE);
+  languageSelect.replaceChildren();
+  const add = (value, label) => {
+    const option = document.createElement('option');
+    option.value = value;
+    option.textContent = label;
+    languageSelect.append(option);
+  };
+  add('', `Server default (${details.language ?? '?'})`);
+  if (details.language_detection) add('auto', 'Detect automatically');
+  for (const language of languages) {
+    const name = language.name ? language.name[0].toUpperCase() + language.name.slice(1) : language.code;
+    add(language.code, `${name} (${language.code})`);
+  }
+  languageSelect.value = [...languageSelect.options].some((o) => o.value === wanted) ? wanted : '';
+  languageSelect.disabled = languages.length <= 1 && !details.language_detection;
+  $('translate-item').hidden = !details.translation;
+  translateBox.checked = Boolean(details.translation) && stored(TRANSLATE_STORAGE) === '1';
+}
+
+languageSelect.addEventListener('change', () => remember(LANGUAGE_STORAGE, languageSelect.value));
+translateBox.addEventListener('change', () => remember(TRANSLATE_STORAGE, translateBox.checked ? '1' : ''));
+
+// The session's query string: interim guesses, language, task and the API key.
+function sessionQuery() {
+  const query = new URLSearchParams({ interim: '1' });
+  if (languageSelect.value) query.set('language', languageSelect.value);
+  if (translateBox.checked && !$('translate-item').hidden) query.set('task', 'translate');
+  const key = currentKey();
+  if (key) query.set('token', key);
+  return query.toString();
+}
+
+function showDetected(language, probability) {
+  const named = (info?.languages || []).find((l) => l.code === language);
+  const name = named?.name ? named.name[0].toUpperCase() + named.name.slice(1) : language;
+  $('detected-language').textContent = `${name} (${Math.round(probability * 100)} %)`;
+  $('detected').hidden = false;
 }
 
 keyInput.value = storedKey();
@@ -218,8 +279,7 @@ async function start() {
   setState('connecting', 'Connecting to the server…');
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
   const base = location.pathname.replace(/[^/]*$/, ''); // works under a proxy's sub-path
-  const key = currentKey();
-  const url = `${scheme}//${location.host}${base}transcribe?interim=1${key ? `&token=${encodeURIComponent(key)}` : ''}`;
+  const url = `${scheme}//${location.host}${base}transcribe?${sessionQuery()}`;
   try {
     s.ws = new WebSocket(url);
   } catch (error) {
@@ -366,6 +426,8 @@ function onMessage(s, event) {
     addCommitted(s.paragraph, message.from, message.to, message.content);
   } else if (message.type === 'interim') {
     setInterim(s.paragraph, message.content || '');
+  } else if (message.type === 'language') {
+    showDetected(message.language, message.probability);
   } else if (message.type === 'error') {
     s.lastError = message.message || 'unknown error';
     showNotice(`Server: ${s.lastError}`, 'warn');
@@ -388,8 +450,16 @@ function closeReason(s, event) {
   }
 }
 
-// A refused upgrade only shows up as a failed connection (close code 1006): ask /info why.
+// A refused upgrade only shows up as a failed connection (close code 1006): ask the
+// server why — the same URL without the upgrade answers with the reason — then /info.
 async function explainRefusal() {
+  try {
+    const response = await fetch(`transcribe?${sessionQuery()}`, { cache: 'no-store' });
+    if (response.status === 400) {
+      const body = await response.json();
+      if (body.error) return `The server refused these settings: ${body.error}`;
+    }
+  } catch { /* unreachable: /info below says so */ }
   let details;
   try {
     details = await fetchInfo();

@@ -1,5 +1,5 @@
 //! Whisper's notes on sounds that are not speech (`[BLANK_AUDIO]`, `(music)`, `*cough*`),
-//! which are never committed as text.
+//! and words of punctuation alone, which are never committed as text.
 
 use super::Word;
 
@@ -7,35 +7,27 @@ use super::Word;
 /// `[ Silence ]`, `(upbeat music)`, `*cough*`, `♪` — so that they are never committed as
 /// text. Such an annotation is enclosed in brackets, parentheses or asterisks, and may
 /// span several words; one left open at the end of the hypothesis runs to its end (the
-/// token limit cut it). Words that are only music notes go too.
+/// token limit cut it). A word is kept when it has letters or digits outside any
+/// annotation ("word(s)" is rare; "music)" after "(upbeat" is not speech), so words of
+/// music notes or punctuation alone (" ...", " -", which Whisper writes for noise) go too.
 pub fn drop_annotations(words: &mut Vec<Word>) {
     let mut closer: Option<char> = None;
     words.retain(|word| {
-        let mut inside_any = closer.is_some();
-        let mut outside_text = false;
+        let mut speech = false;
         for c in word.text.chars() {
             match closer {
-                Some(close) if c == close => {
-                    closer = None;
-                    inside_any = true;
-                }
+                Some(close) if c == close => closer = None,
                 Some(_) => {}
                 None => match c {
                     '[' => closer = Some(']'),
                     '(' => closer = Some(')'),
                     '*' => closer = Some('*'),
-                    '♪' | '♫' | '♬' | '♩' => inside_any = true,
-                    c if c.is_alphanumeric() => outside_text = true,
+                    c if c.is_alphanumeric() => speech = true,
                     _ => {}
                 },
             }
-            if closer.is_some() {
-                inside_any = true;
-            }
         }
-        // A word keeps its place when it has speech outside any annotation
-        // ("word(s)" is rare; "music)" after "(upbeat" is not speech).
-        outside_text || !inside_any
+        speech
     });
 }
 
@@ -75,6 +67,12 @@ mod tests {
             kept(&[" I", " said", " *", "sigh", "*", " yes"]),
             " I said yes"
         );
+    }
+
+    #[test]
+    fn punctuation_alone_is_not_speech() {
+        assert_eq!(kept(&[" ...", " -", " ?"]), "");
+        assert_eq!(kept(&[" Well", " -", " yes."]), " Well yes.");
     }
 
     #[test]

@@ -65,8 +65,20 @@ pub enum EngineError {
     Whisper(#[from] whisper_rs::WhisperError),
 }
 
+/// The language one call transcribes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum CallLanguage {
+    /// The engine's (`--language`).
+    #[default]
+    Default,
+    /// This code.
+    Code(String),
+    /// Whisper detects it.
+    Detect,
+}
+
 /// How one call runs.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct CallLimits {
     /// whisper.cpp threads; 0 for the engine's setting.
     pub threads: u32,
@@ -74,6 +86,10 @@ pub struct CallLimits {
     pub budget: Option<Duration>,
     /// Testing only: slow every poll of the budget down by this much.
     pub slow_polls: Option<Duration>,
+    /// The language of the speech.
+    pub language: CallLanguage,
+    /// English text whatever the language spoken (multilingual models only).
+    pub translate: bool,
 }
 
 /// How to decode; the same for every worker.
@@ -141,15 +157,7 @@ impl Engine {
         })?;
         let multilingual = context.is_multilingual();
         if let Some(language) = &options.language {
-            if whisper_rs::get_lang_id(language).is_none() {
-                return Err(EngineError::UnknownLanguage(language.clone()));
-            }
-            if !multilingual && language != "en" {
-                return Err(EngineError::EnglishOnlyModel {
-                    language: language.clone(),
-                    model: path.display().to_string(),
-                });
-            }
+            check_language(language, multilingual, &path.display().to_string())?;
         }
         Ok(Engine {
             context: Arc::new(context),
@@ -170,6 +178,45 @@ impl Engine {
         &self.model_path
     }
 
+    /// The language codes the model knows ("en" alone for an English-only model).
+    pub fn languages(&self) -> Vec<&'static str> {
+        self.language_names()
+            .into_iter()
+            .map(|(code, _)| code)
+            .collect()
+    }
+
+    /// The languages the model knows: (code, English name), e.g. ("de", "german").
+    pub fn language_names(&self) -> Vec<(&'static str, &'static str)> {
+        let count = if self.multilingual {
+            language_count(&self.context)
+        } else {
+            1
+        };
+        (0..count)
+            .filter_map(|id| {
+                Some((
+                    whisper_rs::get_lang_str(id)?,
+                    whisper_rs::get_lang_str_full(id)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Whether `language` (a code) can be transcribed with this model.
+    pub fn check_language(&self, language: &str) -> Result<(), EngineError> {
+        check_language(
+            language,
+            self.multilingual,
+            &self.model_path.display().to_string(),
+        )?;
+        if !self.languages().contains(&language) {
+            return Err(EngineError::UnknownLanguage(language.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Whether the model is multilingual (can detect languages and translate).
     pub fn is_multilingual(&self) -> bool {
         self.multilingual
     }
@@ -196,6 +243,26 @@ pub struct Transcriber {
     state: WhisperState,
     options: DecodeOptions,
     vad_filter: Option<Silero>,
+}
+
+/// Languages a multilingual model has tokens for: its vocabulary is 51765 text and
+/// special tokens, one more task token, then one per language (99 before large-v3,
+/// 100 since).
+fn language_count(context: &WhisperContext) -> i32 {
+    (context.n_vocab() - 51_765 - 1).clamp(0, whisper_rs::get_lang_max_id() + 1)
+}
+
+fn check_language(language: &str, multilingual: bool, model: &str) -> Result<(), EngineError> {
+    if whisper_rs::get_lang_id(language).is_none() {
+        return Err(EngineError::UnknownLanguage(language.to_string()));
+    }
+    if !multilingual && language != "en" {
+        return Err(EngineError::EnglishOnlyModel {
+            language: language.to_string(),
+            model: model.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// whisper.cpp's return code when it could not allocate a state's KV cache; it has then
@@ -275,8 +342,13 @@ impl Transcriber {
             n => n,
         };
         params.set_n_threads(threads as i32);
-        params.set_language(self.options.language.as_deref());
-        params.set_translate(false);
+        let language = match &limits.language {
+            CallLanguage::Default => self.options.language.as_deref(),
+            CallLanguage::Code(code) => Some(code.as_str()),
+            CallLanguage::Detect => None,
+        };
+        params.set_language(language);
+        params.set_translate(limits.translate);
         params.set_no_context(true);
         params.set_token_timestamps(true);
         params.set_print_special(false);
@@ -339,6 +411,29 @@ impl Transcriber {
             *end = end.min(duration);
         }
         Ok(Some(transcript))
+    }
+
+    /// The language of the audio the last call transcribed, with its probability, as
+    /// Whisper's language token sees it (an extra encoder pass and one decoder step).
+    pub fn detect_language(&mut self, threads: u32) -> Result<(String, f32), EngineError> {
+        let threads = if threads == 0 {
+            self.options.threads
+        } else {
+            threads
+        };
+        let (_, probabilities) = self.state.lang_detect(0, threads as usize)?;
+        // whisper.cpp scores all 100 languages it knows; a model with fewer has no
+        // token for the last ones (their scores are other tokens').
+        let known = language_count(&self.context) as usize;
+        let (id, probability) = probabilities
+            .iter()
+            .take(known)
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(id, p)| (id as i32, *p))
+            .unwrap_or((0, 0.0));
+        let code = whisper_rs::get_lang_str(id).unwrap_or("en").to_string();
+        Ok((code, probability))
     }
 
     /// Groups tokens into words: a token whose text starts with a space begins a word;

@@ -67,8 +67,13 @@ fn ms_to_samples(ms: u32) -> usize {
 #[derive(Debug, Clone, PartialEq)]
 pub enum GateEvent {
     /// Voiced audio (or a short pause inside an utterance); `at` is the stream index of
-    /// its first sample.
-    Audio { at: u64, samples: Vec<f32> },
+    /// its first sample; `voiced` tells whether it holds speech (false for the windows of
+    /// a pause, which need no transcription of their own).
+    Audio {
+        at: u64,
+        samples: Vec<f32>,
+        voiced: bool,
+    },
     /// The utterance ended: everything pending can be committed.
     EndOfUtterance,
 }
@@ -144,6 +149,7 @@ impl Gate {
                 events.push(GateEvent::Audio {
                     at,
                     samples: window.to_vec(),
+                    voiced: !silent,
                 });
                 let silent_since = match (voiced, silent) {
                     (true, _) => None,
@@ -164,7 +170,11 @@ impl Gate {
                 // Confirmed: the padding and the onset go out as the utterance's start.
                 let samples: Vec<f32> = self.preroll.drain(..).collect();
                 let start = self.clock - samples.len() as u64;
-                events.push(GateEvent::Audio { at: start, samples });
+                events.push(GateEvent::Audio {
+                    at: start,
+                    samples,
+                    voiced: true,
+                });
                 self.state = State::Speech { silent_since: None };
             }
         }
@@ -221,7 +231,7 @@ mod tests {
         events
             .iter()
             .map(|e| match e {
-                GateEvent::Audio { at, samples } => {
+                GateEvent::Audio { at, samples, .. } => {
                     assert_eq!(samples[0], (*at / W as u64) as f32, "samples match `at`");
                     format!("{}+{}", at / W as u64, samples.len() / W)
                 }
@@ -264,7 +274,7 @@ mod tests {
         // Every window was forwarded once, in order, without gaps.
         let mut next = 0;
         for e in &events {
-            if let GateEvent::Audio { at, samples } = e {
+            if let GateEvent::Audio { at, samples, .. } = e {
                 assert_eq!(*at, next);
                 next += samples.len() as u64;
             }

@@ -54,10 +54,15 @@ impl TestServer {
     /// Starts `reswhis` with tiny.en on port 0 plus `extra` arguments, and waits until
     /// it listens.
     pub fn start(extra: &[&str]) -> TestServer {
+        Self::start_on(0, extra)
+    }
+
+    /// Like [`TestServer::start`], on `port`.
+    pub fn start_on(port: u16, extra: &[&str]) -> TestServer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_reswhis"))
             .arg("--model")
             .arg(model_path())
-            .args(["--host", "127.0.0.1", "--port", "0"])
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(extra)
             .env("RUST_LOG", "info,whisper_rs=warn")
             .stdin(Stdio::null())

@@ -1,0 +1,155 @@
+//! Language detection for `?language=auto`: when to ask Whisper what language a stream
+//! is in, when to believe it, and when to change one's mind. Pure logic; the
+//! probabilities come from [`crate::engine::Transcriber::detect_language`].
+//!
+//! Until a language is settled, each update transcribes with Whisper's own detection and
+//! then asks for the language's probability on the same buffer. A language is settled —
+//! announced to the client and used for every later update — once it is at least
+//! [`SETTLE_PROBABILITY`] likely on a buffer of at least [`SETTLE_SECONDS`] of audio, or
+//! at least [`FALLBACK_PROBABILITY`] likely once [`FALLBACK_SECONDS`] have passed (some
+//! speech is ambiguous for a while). After that it is checked again every
+//! [`RECHECK_SECONDS`] of audio; another language that wins twice in a row at
+//! [`SWITCH_PROBABILITY`] replaces it (and is announced).
+
+use crate::engine::CallLanguage;
+
+/// Audio (seconds in the buffer) before a language can be settled.
+pub const SETTLE_SECONDS: f64 = 2.0;
+/// Probability that settles a language.
+pub const SETTLE_PROBABILITY: f32 = 0.8;
+/// After this much audio, a less certain language is taken rather than none.
+pub const FALLBACK_SECONDS: f64 = 8.0;
+/// Probability enough after [`FALLBACK_SECONDS`].
+pub const FALLBACK_PROBABILITY: f32 = 0.5;
+/// Audio between checks of a settled language.
+pub const RECHECK_SECONDS: f64 = 20.0;
+/// Probability another language needs (twice in a row) to replace the settled one.
+pub const SWITCH_PROBABILITY: f32 = 0.9;
+
+/// One stream's detection.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Detector {
+    settled: Option<String>,
+    /// A language that beat the settled one once.
+    challenger: Option<String>,
+    /// Audio received since the stream began (or since the last check, once settled).
+    audio_seconds: f64,
+}
+
+impl Detector {
+    /// A detector that has settled nothing yet.
+    pub fn new() -> Detector {
+        Detector::default()
+    }
+
+    /// The language to transcribe the next update in.
+    pub fn call_language(&self) -> CallLanguage {
+        match &self.settled {
+            Some(code) => CallLanguage::Code(code.clone()),
+            None => CallLanguage::Detect,
+        }
+    }
+
+    /// The settled language, if any.
+    pub fn settled(&self) -> Option<&str> {
+        self.settled.as_deref()
+    }
+
+    /// Audio arrived (seconds); returns whether the next update should be followed by a
+    /// check of the language.
+    pub fn heard(&mut self, seconds: f64) -> bool {
+        self.audio_seconds += seconds;
+        match self.settled {
+            None => true,
+            Some(_) => self.audio_seconds >= RECHECK_SECONDS,
+        }
+    }
+
+    /// What Whisper found on a buffer of `buffer_seconds`: the most likely language and
+    /// its probability. Returns the language to announce, if it is newly settled or
+    /// changed.
+    pub fn observe(&mut self, code: &str, probability: f32, buffer_seconds: f64) -> Option<String> {
+        match &self.settled {
+            None => {
+                let sure = probability >= SETTLE_PROBABILITY && buffer_seconds >= SETTLE_SECONDS;
+                let late =
+                    self.audio_seconds >= FALLBACK_SECONDS && probability >= FALLBACK_PROBABILITY;
+                if sure || late {
+                    self.settled = Some(code.to_string());
+                    self.audio_seconds = 0.0;
+                    return Some(code.to_string());
+                }
+                None
+            }
+            Some(settled) => {
+                self.audio_seconds = 0.0;
+                if code == settled || probability < SWITCH_PROBABILITY {
+                    self.challenger = None;
+                    return None;
+                }
+                if self.challenger.as_deref() == Some(code) {
+                    self.settled = Some(code.to_string());
+                    self.challenger = None;
+                    return Some(code.to_string());
+                }
+                self.challenger = Some(code.to_string());
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settles_on_a_sure_language_once_enough_audio_was_heard() {
+        let mut d = Detector::new();
+        assert!(d.heard(1.0));
+        assert_eq!(d.call_language(), CallLanguage::Detect);
+        assert_eq!(d.observe("de", 0.95, 1.0), None, "too little audio");
+        assert!(d.heard(1.0));
+        assert_eq!(d.observe("de", 0.7, 2.0), None, "not sure enough");
+        assert!(d.heard(1.0));
+        assert_eq!(d.observe("de", 0.93, 3.0), Some("de".into()));
+        assert_eq!(d.call_language(), CallLanguage::Code("de".into()));
+        assert!(!d.heard(5.0), "no check until RECHECK_SECONDS");
+    }
+
+    #[test]
+    fn falls_back_to_a_likely_language_after_a_while() {
+        let mut d = Detector::new();
+        d.heard(FALLBACK_SECONDS - 1.0);
+        assert_eq!(d.observe("it", 0.6, 6.0), None);
+        d.heard(1.0);
+        assert_eq!(d.observe("it", 0.6, 7.0), Some("it".into()));
+        let mut d = Detector::new();
+        d.heard(FALLBACK_SECONDS);
+        assert_eq!(d.observe("it", 0.3, 7.0), None, "too unsure even late");
+    }
+
+    #[test]
+    fn switches_only_when_another_language_wins_twice() {
+        let mut d = Detector::new();
+        d.heard(3.0);
+        assert_eq!(d.observe("en", 0.99, 3.0), Some("en".into()));
+        assert!(d.heard(RECHECK_SECONDS));
+        assert_eq!(d.observe("fr", 0.95, 6.0), None, "once is not enough");
+        assert!(d.heard(RECHECK_SECONDS));
+        assert_eq!(d.observe("en", 0.9, 6.0), None, "back to the settled one");
+        d.heard(RECHECK_SECONDS);
+        assert_eq!(d.observe("fr", 0.95, 6.0), None);
+        d.heard(RECHECK_SECONDS);
+        assert_eq!(
+            d.observe("fr", 0.85, 6.0),
+            None,
+            "not sure enough to switch"
+        );
+        d.heard(RECHECK_SECONDS);
+        assert_eq!(d.observe("fr", 0.95, 6.0), None);
+        d.heard(RECHECK_SECONDS);
+        assert_eq!(d.observe("fr", 0.97, 6.0), Some("fr".into()));
+        assert_eq!(d.settled(), Some("fr"));
+    }
+}
