@@ -7,7 +7,7 @@ setlocal
 rem ---- settings -----------------------------------------------------------------
 if not defined MODEL set "MODEL=tiny.en"
 if not defined LANGUAGE set "LANGUAGE=en"
-if not defined MINIMUM_CHUNK_SIZE set "MINIMUM_CHUNK_SIZE=1.0"
+if not defined MINIMUM_CHUNK_SIZE set "MINIMUM_CHUNK_SIZE=0.75"
 if not defined HOST set "HOST=127.0.0.1"
 if not defined PORT set "PORT=8000"
 rem USE_GPU: auto builds with CUDA when nvcc is on PATH; true or false to force.

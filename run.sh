@@ -7,7 +7,7 @@ set -euo pipefail
 # ---- settings ---------------------------------------------------------------------
 MODEL=${MODEL:-tiny.en}                  # tiny, tiny.en, base, base.en, small, … or a path
 LANGUAGE=${LANGUAGE:-en}                 # language code, or auto
-MINIMUM_CHUNK_SIZE=${MINIMUM_CHUNK_SIZE:-1.0}   # seconds of new audio per update
+MINIMUM_CHUNK_SIZE=${MINIMUM_CHUNK_SIZE:-0.75}  # seconds of new audio per update
 HOST=${HOST:-127.0.0.1}                  # 0.0.0.0 to accept other machines
 PORT=${PORT:-8000}
 USE_GPU=${USE_GPU:-auto}                 # auto: CUDA build when nvcc is found; true; false

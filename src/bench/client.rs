@@ -15,7 +15,9 @@ use tungstenite::{Message, WebSocket};
 use super::report::{Arrival, StreamResult};
 use super::stats::{stream_growth, words_in_silence};
 use super::testset::{score, TestFile};
+use super::words::{word_time_error, LanguageSeen, TimedWord};
 use crate::audio::{self, BYTES_PER_SAMPLE, BYTES_PER_SECOND};
+use crate::protocol::{ServerMessage, TaggedMessage};
 use crate::wer::normalized_words;
 
 /// How long a client waits for `done` and the close after sending `eos`.
@@ -44,6 +46,9 @@ pub(super) fn stream_file(
         eos_to_done: None,
         growth: None,
         errors: Vec::new(),
+        language: None,
+        words: Vec::new(),
+        word_times: None,
     };
     // Recorded as the error's Display: nothing on this path adds context, so that is
     // the whole message.
@@ -55,6 +60,9 @@ pub(super) fn stream_file(
     result.reference_words = scored.map(|s| s.1);
     result.first_text = result.messages.first().map(|m| m.arrival);
     result.growth = stream_growth(&result.messages, file.seconds);
+    if let Some(alignment) = &file.alignment {
+        result.word_times = word_time_error(&result.words, alignment);
+    }
     result.silence_words = file
         .speech
         .as_deref()
@@ -147,29 +155,51 @@ impl Listener {
     fn take(&mut self, message: Message, result: &mut StreamResult) -> anyhow::Result<()> {
         let arrival = self.start.elapsed().as_secs_f64();
         match message {
-            Message::Text(text) => {
-                let value: serde_json::Value = serde_json::from_str(text.as_str())?;
-                match value["type"].as_str() {
-                    None => {
-                        let to_ms = value["to"].as_u64().context("message without `to`")?;
-                        let content = value["content"].as_str().unwrap_or("");
-                        result.messages.push(Arrival {
-                            from_ms: value["from"].as_u64().unwrap_or(0),
-                            to_ms,
-                            arrival,
-                            latency: arrival - to_ms as f64 / 1000.0,
-                            words: normalized_words(content).len(),
-                        });
-                        result.transcript.push_str(content);
-                    }
-                    Some("done") => self.done_at = Some(arrival),
-                    Some("error") => result.errors.push(format!(
-                        "server: {}",
-                        value["message"].as_str().unwrap_or("?")
-                    )),
-                    Some(_) => {}
+            Message::Text(text) => match ServerMessage::parse(text.as_str())
+                .with_context(|| format!("not a server message: {}", text.as_str()))?
+            {
+                ServerMessage::Committed {
+                    from,
+                    to,
+                    content,
+                    words,
+                } => {
+                    result.messages.push(Arrival {
+                        from_ms: from,
+                        to_ms: to,
+                        arrival,
+                        latency: arrival - to as f64 / 1000.0,
+                        words: normalized_words(&content).len(),
+                    });
+                    result.transcript.push_str(&content);
+                    result
+                        .words
+                        .extend(words.unwrap_or_default().into_iter().map(|w| TimedWord {
+                            word: w.word,
+                            start: w.start as f64 / 1000.0,
+                            end: w.end as f64 / 1000.0,
+                        }));
                 }
-            }
+                ServerMessage::Tagged(TaggedMessage::Done) => self.done_at = Some(arrival),
+                ServerMessage::Tagged(TaggedMessage::Error { message }) => {
+                    result.errors.push(format!("server: {message}"))
+                }
+                ServerMessage::Tagged(TaggedMessage::Language {
+                    language,
+                    probability,
+                }) => match &mut result.language {
+                    Some(seen) => seen.announcements += 1,
+                    None => {
+                        result.language = Some(LanguageSeen {
+                            code: language,
+                            probability,
+                            arrival,
+                            announcements: 1,
+                        })
+                    }
+                },
+                ServerMessage::Tagged(TaggedMessage::Interim { .. }) => {}
+            },
             Message::Close(Some(frame)) => {
                 let code = u16::from(frame.code);
                 self.close_frame = Some(format!("{code} {}", frame.reason));

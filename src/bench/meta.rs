@@ -68,6 +68,8 @@ impl Meta {
             frame_ms: args.frame_ms.clone(),
             latency_limit: args.latency_limit,
             growth_limit: args.growth_limit,
+            query: args.query.clone(),
+            expect_language: args.expect_language.clone(),
         }
     }
 }

@@ -83,6 +83,7 @@ mod targets;
 #[cfg(test)]
 mod tests;
 mod testset;
+mod words;
 mod workload;
 
 pub use busy::spin;

@@ -14,6 +14,7 @@ use super::rounds::capacity;
 use super::stats::{GROWTH_MIN_STREAM_SECONDS, SILENCE_MARGIN_SECONDS};
 use super::table::{number, percent, Table};
 use super::targets::judged_frame_ms;
+use super::words::WordsSection;
 use super::workload::{NOISE_STREAM_SECONDS, PAUSES_MAX_RECORDING_SECONDS};
 use crate::config::Scenario;
 use crate::scenario::NOISE_FLOOR_DBFS;
@@ -27,9 +28,10 @@ impl fmt::Display for Report {
         }
         write!(
             f,
-            "{}{}{}",
+            "{}{}{}{}",
             RoundsTable(self),
             ClientsTable(self),
+            WordsSection(self),
             TargetsSection(self)
         )
     }

@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+use super::words::{LanguageSeen, TimedWord, WordTimeError};
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -69,6 +70,12 @@ pub struct Meta {
     pub vac: Option<bool>,
     /// `--busy-cores`: processes busy-looping beside the server during the rounds.
     pub busy_cores: u32,
+    /// `--query`: extra query parameters of every session.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub query: String,
+    /// `--expect-language`: the language the test files are in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expect_language: Option<String>,
     /// `--frame-ms`, each frame size in the order its rounds ran.
     pub frame_ms: Vec<u64>,
     /// `--latency-limit`, seconds.
@@ -308,6 +315,15 @@ pub struct StreamResult {
     pub growth: Option<f64>,
     /// What went wrong: the connection's error, server `error` messages, abnormal closes.
     pub errors: Vec<String>,
+    /// The first `language` message (`--query language=auto`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<LanguageSeen>,
+    /// The committed words with their times (`--query words=1`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub words: Vec<TimedWord>,
+    /// Their times against the file's forced alignment, when both exist.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub word_times: Option<WordTimeError>,
 }
 
 /// One committed message as the client saw it.

@@ -108,7 +108,7 @@ fn run_round(
         .enumerate()
         .map(|(client, files)| {
             let files = files.clone();
-            let url = server.ws_url.clone();
+            let url = with_query(&server.ws_url, &args.query);
             let verbose = args.verbose;
             // Spread the clients' start over a second so their updates are not in step.
             let delay = Duration::from_secs_f64(client as f64 / clients as f64);
@@ -169,6 +169,16 @@ fn run_round(
         server_info,
         streams,
     })
+}
+
+/// `url` with the `--query` parameters added.
+fn with_query(url: &str, query: &str) -> String {
+    let query = query.trim_start_matches(['?', '&']);
+    match (query.is_empty(), url.contains('?')) {
+        (true, _) => url.to_string(),
+        (false, true) => format!("{url}&{query}"),
+        (false, false) => format!("{url}?{query}"),
+    }
 }
 
 /// The largest client count whose round with `frame_ms` frames passed, if every smaller

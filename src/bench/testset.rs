@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 
 use super::report::Span;
+use super::words::{parse_alignment, TimedWord};
 use crate::audio::{self, read_wav, to_pcm_bytes};
 use crate::config::BenchArgs;
 use crate::wer::word_errors;
@@ -26,6 +27,8 @@ pub(super) struct TestFile {
     /// Where speech lies, for the scenario streams (empty: nobody speaks); `None` for a
     /// test file, where it is not known.
     pub(super) speech: Option<Vec<Span>>,
+    /// Its words' times from a forced alignment (NAME.words.tsv), if there is one.
+    pub(super) alignment: Option<Vec<TimedWord>>,
 }
 
 impl TestFile {
@@ -43,6 +46,7 @@ impl TestFile {
             samples,
             reference,
             speech,
+            alignment: None,
         }
     }
 }
@@ -89,7 +93,11 @@ pub(super) fn load_test_set(args: &BenchArgs) -> anyhow::Result<Vec<TestFile>> {
                 || path.display().to_string(),
                 |s| s.to_string_lossy().into(),
             );
-            Ok(TestFile::new(name, samples, reference, None))
+            let mut file = TestFile::new(name, samples, reference, None);
+            file.alignment = std::fs::read_to_string(path.with_extension("words.tsv"))
+                .ok()
+                .and_then(|text| parse_alignment(&text));
+            Ok(file)
         })
         .collect()
 }

@@ -52,8 +52,8 @@ impl Default for GateConfig {
         GateConfig {
             threshold: 0.5,
             neg_threshold: 0.35,
-            min_silence: ms_to_samples(500),
-            pad_before: ms_to_samples(300),
+            min_silence: ms_to_samples(700),
+            pad_before: ms_to_samples(1000),
             min_speech: 4 * WINDOW,
         }
     }
