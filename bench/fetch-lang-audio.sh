@@ -25,8 +25,9 @@
 # (installs ffmpeg if missing). Requires python3.
 set -euo pipefail
 
-log() { printf '[fetch-lang-audio] %s\n' "$*" >&2; }
-die() { printf '[fetch-lang-audio] ERROR: %s\n' "$*" >&2; exit 1; }
+FETCH_NAME=fetch-lang-audio
+# shellcheck source=bench/fetch-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/fetch-lib.sh"
 
 OUT="${LANG_AUDIO_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lang-audio}"
 GAP_S=0.5
@@ -113,52 +114,8 @@ if [[ "${FORCE:-0}" != 1 && -f "$OUT/.complete" ]] && [[ "$(cat "$OUT/.complete"
 fi
 
 # --- tools ----------------------------------------------------------------------------------
-command -v dpkg-deb >/dev/null 2>&1 || die "dpkg-deb not found (this script expects Debian)"
-command -v apt-get >/dev/null 2>&1 || die "apt-get not found (this script expects Debian)"
-command -v python3 >/dev/null 2>&1 || die "python3 not found"
-APT_UPDATED=0
-apt_update() {
-    if [[ $APT_UPDATED == 0 ]]; then
-        log "apt-get update"
-        apt-get update -qq || die "apt-get update failed"
-        APT_UPDATED=1
-    fi
-}
-if ! command -v ffmpeg >/dev/null 2>&1; then
-    [[ $(id -u) == 0 ]] || die "need root to install ffmpeg"
-    apt_update
-    log "installing ffmpeg"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null || die "apt-get install ffmpeg failed"
-fi
-
-TMP="$(mktemp -d)"
-chmod 755 "$TMP"
-trap 'rm -rf "$TMP"' EXIT
-log "work dir $TMP"
-
-# --- download a pinned sdist from the PyPI simple index (PIP_INDEX_URL respected) -----------
-pypi_sdist() { # name file sha256 dest
-    python3 - "$@" <<'PY' || die "download of PyPI sdist $2 failed"
-import hashlib, os, re, sys, urllib.parse, urllib.request
-name, fname, sha, dest = sys.argv[1:5]
-index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
-page = f"{index}/{name}/"
-html = urllib.request.urlopen(page, timeout=120).read().decode()
-for href in re.findall(r'href="([^"]+)"', html):
-    url = urllib.parse.urljoin(page, href).split("#")[0]
-    if urllib.parse.unquote(url.rsplit("/", 1)[-1]) == fname:
-        break
-else:
-    sys.exit(f"{fname} not listed at {page}")
-print(f"[fetch-lang-audio] GET {url}", file=sys.stderr)
-h = hashlib.sha256()
-with urllib.request.urlopen(url, timeout=600) as r, open(dest, "wb") as f:
-    while chunk := r.read(1 << 20):
-        h.update(chunk); f.write(chunk)
-if h.hexdigest() != sha:
-    sys.exit(f"sha256 mismatch for {fname}: got {h.hexdigest()}, want {sha}")
-PY
-}
+need_tools ffmpeg
+make_tmp
 
 # --- download pinned Debian packages, check sha256, unpack into $TMP/deb --------------------
 deb_get() { # pkg...
@@ -175,18 +132,6 @@ deb_get() { # pkg...
     done
 }
 
-# --- conversion helpers ---------------------------------------------------------------------
-to_wav() { # input output [extra ffmpeg input args before -i]
-    local in="$1" out="$2"; shift 2
-    ffmpeg -nostdin -v error -y "$@" -i "$in" -map_metadata -1 -fflags +bitexact \
-        -ac 1 -ar 16000 -sample_fmt s16 -c:a pcm_s16le "$out" || die "ffmpeg failed on $in"
-}
-put_text() { # path-without-ext text
-    local t
-    t="$(printf '%s' "$2" | tr '\n\t' '  ' | sed -e 's/  */ /g' -e 's/^ //' -e 's/ $//')"
-    [[ -n "$t" ]] || die "empty transcript for $1"
-    printf '%s\n' "$t" >"$1.txt"
-}
 SOURCES="$TMP/SOURCES.tsv"
 printf 'lang\tname\tsource\tpath\tlicence\traw_script_or_lab\n' >"$SOURCES"
 
@@ -257,9 +202,11 @@ cp "$SOURCES" "$OUT/SOURCES.tsv"
 
 # --- verification ---------------------------------------------------------------------------
 log "verifying"
-python3 - "$OUT" "$GAP_S" $LONG_LANGS <<'PY' || die "verification failed"
-import array, csv, math, os, sys, wave
-out, gap, long_langs = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+python3 - "$OUT" "$(dirname "${BASH_SOURCE[0]}")" "$GAP_S" $LONG_LANGS <<'PY' || die "verification failed"
+import csv, os, sys, wave
+out, gap, long_langs = sys.argv[1], float(sys.argv[3]), sys.argv[4:]
+sys.path.insert(0, sys.argv[2])
+from wav_check import check_wav
 rows = list(csv.DictReader(open(f"{out}/SOURCES.tsv", encoding="utf-8"), delimiter="\t", quoting=csv.QUOTE_NONE))
 bad = []; dur = {}
 print(f"{'lang/file':48s} {'dur_s':>7s} {'rms_dbfs':>8s}  chars")
@@ -269,17 +216,10 @@ for lang in sorted({r["lang"] for r in rows}):
     expect = sorted(names + ([f"{lang}-long"] if lang in long_langs else []))
     if files != expect: bad.append(f"{lang}: files {files} != expected {expect}")
     for n in expect:
-        with wave.open(f"{out}/{lang}/{n}.wav") as w:
-            ok = (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 16000)
-            frames = w.readframes(w.getnframes()); d = w.getnframes() / 16000
-        s = array.array("h", frames)
-        rms = math.sqrt(sum(x * x for x in s) / max(len(s), 1)) / 32768
-        db = 20 * math.log10(rms) if rms > 0 else -999
         txt = open(f"{out}/{lang}/{n}.txt", encoding="utf-8").read()
+        d, db, problems = check_wav(f"{out}/{lang}/{n}.wav", f"{lang}/{n}", txt)
         print(f"{lang + '/' + n:48s} {d:7.2f} {db:8.1f}  {len(txt.strip())}")
-        if not ok: bad.append(f"{lang}/{n}: not 16 kHz mono s16")
-        if db < -45: bad.append(f"{lang}/{n}: near-silent (RMS {db:.1f} dBFS)")
-        if not txt.strip() or txt.strip().count("\n") or "\t" in txt: bad.append(f"{lang}/{n}: transcript empty or multi-line")
+        bad += problems
         if n != f"{lang}-long": dur[lang] = dur.get(lang, 0) + d
     if lang in long_langs:
         with wave.open(f"{out}/{lang}/{lang}-long.wav") as w: ld = w.getnframes() / 16000

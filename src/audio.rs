@@ -32,6 +32,7 @@ pub struct PcmDecoder {
 }
 
 impl PcmDecoder {
+    /// A decoder with no half sample pending.
     pub fn new() -> Self {
         Self::default()
     }
@@ -60,19 +61,25 @@ impl PcmDecoder {
     }
 }
 
+/// One 16-bit PCM sample scaled to -1.0..1.0.
 pub fn sample_to_f32(sample: i16) -> f32 {
     sample as f32 / 32768.0
 }
 
+/// Why a WAV file cannot be used.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // the fields are named in each variant's doc and message
 pub enum WavError {
+    /// The file cannot be read or is not a WAV file.
     #[error("cannot read WAV file {path}: {source}")]
     Read { path: String, source: hound::Error },
+    /// The file is not sampled at 16 kHz.
     #[error(
         "{path} is {rate} Hz; reswhis needs 16000 Hz audio \
          (convert with: ffmpeg -i IN -ar 16000 -ac 1 OUT.wav)"
     )]
     SampleRate { path: String, rate: u32 },
+    /// The samples are neither 16-bit integers nor 32-bit floats.
     #[error("{path} holds {bits}-bit {format:?} samples; use 16-bit PCM or 32-bit float")]
     Format {
         path: String,

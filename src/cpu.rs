@@ -15,6 +15,7 @@ pub fn process_cpu_seconds() -> Option<f64> {
     Some(seconds(usage.ru_utime) + seconds(usage.ru_stime))
 }
 
+/// CPU seconds (user + system) this process has used; `None` where that is unknown.
 #[cfg(not(unix))]
 pub fn process_cpu_seconds() -> Option<f64> {
     None

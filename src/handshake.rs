@@ -18,6 +18,7 @@ use crate::protocol::SessionOptions;
 
 /// Why an upgrade is refused: the HTTP response that says so.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(missing_docs)] // the fields are named in each variant's doc and message
 pub enum Refusal {
     /// 503: the server is stopping.
     ShuttingDown,

@@ -22,14 +22,18 @@ const MAX_HEADERS: usize = 64;
 /// The parts of an HTTP request the server looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestHead {
+    /// `GET`, `HEAD`, … as sent.
     pub method: String,
+    /// The path, without the query.
     pub path: String,
+    /// The query string after `?` (empty when there is none).
     pub query: String,
     /// Header names in lower case.
     pub headers: Vec<(String, String)>,
 }
 
 impl RequestHead {
+    /// The first header of this name (case-insensitive), if any.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -59,16 +63,22 @@ impl RequestHead {
     }
 }
 
+/// Why a request head could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum HeadError {
+    /// Nothing complete arrived before the handshake timeout.
     #[error("the client sent nothing usable before the deadline")]
     Timeout,
+    /// The client closed the connection first.
     #[error("the connection closed before the request was complete")]
     Closed,
+    /// The head is larger than the server accepts.
     #[error("request head larger than {MAX_HEAD_BYTES} bytes")]
     TooLarge,
+    /// The bytes are not an HTTP/1.x request.
     #[error("malformed HTTP request: {0}")]
     Malformed(String),
+    /// The socket failed.
     #[error("i/o error reading the request: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -135,6 +145,7 @@ pub fn read_head(
     }
 }
 
+/// Whether a socket error is a read or write timeout.
 pub fn is_timeout(error: &std::io::Error) -> bool {
     matches!(
         error.kind(),
@@ -152,11 +163,15 @@ pub fn key_matches(offered: Option<&str>, expected: &str) -> bool {
 
 /// The web client, built into the binary so the server works from any directory.
 pub struct StaticFile {
+    /// The URL path it is served at.
     pub path: &'static str,
+    /// Its `Content-Type`.
     pub content_type: &'static str,
+    /// Its bytes.
     pub body: &'static [u8],
 }
 
+/// The files of the web client (`static/`), with `/` served as `/index.html`.
 pub const STATIC_FILES: &[StaticFile] = &[
     StaticFile {
         path: "/index.html",
@@ -180,6 +195,7 @@ pub const STATIC_FILES: &[StaticFile] = &[
     },
 ];
 
+/// The `Content-Type` of a file served from `--static-dir`, by its extension.
 pub fn content_type_for(path: &str) -> &'static str {
     match path.rsplit('.').next().unwrap_or("") {
         "html" => "text/html; charset=utf-8",
@@ -199,13 +215,18 @@ fn header(name: &str, value: &str) -> Header {
 
 /// A plain HTTP response, written with tiny_http. The connection is closed after it.
 pub struct HttpResponse {
+    /// HTTP status code.
     pub status: u16,
+    /// `Content-Type` of the body.
     pub content_type: &'static str,
+    /// The body.
     pub body: Vec<u8>,
+    /// More headers, in order.
     pub extra_headers: Vec<(&'static str, String)>,
 }
 
 impl HttpResponse {
+    /// A response with no extra headers.
     pub fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Self {
         HttpResponse {
             status,
@@ -215,8 +236,15 @@ impl HttpResponse {
         }
     }
 
+    /// A JSON value as a response.
     pub fn json(status: u16, value: &serde_json::Value) -> Self {
         Self::new(status, "application/json", value.to_string())
+    }
+
+    /// Any serialisable value as a JSON response.
+    pub fn json_of(status: u16, value: &impl serde::Serialize) -> Self {
+        let body = serde_json::to_string(value).expect("JSON responses always serialise");
+        Self::new(status, "application/json", body)
     }
 
     /// A JSON error body `{"error": message}`.
@@ -224,11 +252,13 @@ impl HttpResponse {
         Self::json(status, &serde_json::json!({ "error": message }))
     }
 
+    /// Adds a header.
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.extra_headers.push((name, value.into()));
         self
     }
 
+    /// Writes the response (its head only for `HEAD` requests) and flushes it.
     pub fn write_to(self, stream: &mut TcpStream, head_only: bool) -> std::io::Result<()> {
         let length = self.body.len();
         let mut response = Response::new(

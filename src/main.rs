@@ -1,3 +1,6 @@
+//! The `reswhis` command: parses the command line and hands over to the library
+//! (`reswhis::server`, `reswhis::simulate`, `reswhis::bench`).
+
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -14,16 +17,16 @@ fn main() -> ExitCode {
     let result = match cli.command {
         None => serve(cli.serve),
         Some(Command::Serve(args)) => serve(args),
-        Some(Command::Simulate(args)) => simulate(&args),
-        Some(Command::Bench(args)) => {
-            reswhis::bench::run(&args).map_err(|e| reswhis::bench::error_line(&e).into())
+        Some(Command::Simulate(args)) => {
+            reswhis::simulate::run(&args).map(|report| eprintln!("{report}"))
         }
+        Some(Command::Bench(args)) => reswhis::bench::run(&args),
         Some(Command::Spin) => reswhis::bench::spin(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error}");
+            eprintln!("error: {}", reswhis::error_line(&error));
             ExitCode::FAILURE
         }
     }
@@ -32,7 +35,7 @@ fn main() -> ExitCode {
 /// Exit status when a second SIGINT/SIGTERM cuts the graceful shutdown short.
 const FORCED_EXIT: i32 = 130;
 
-fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
     // SIGINT (Ctrl-C), SIGTERM (systemd, `docker stop`, Kubernetes) and SIGHUP all stop
     // the server gracefully (ctrlc's `termination` feature); a second one exits at once.
@@ -46,29 +49,15 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
     })?;
     let server = Server::start(args)?;
+    // Machine-readable, for the programs that start the server: {"listening":"HOST:PORT"}.
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", server.listening_line());
+        let _ = out.flush();
+    }
     let _ = stop_rx.recv();
     log::info!("shutting down: flushing sessions (a second Ctrl-C/SIGTERM exits at once)");
     server.shutdown();
-    Ok(())
-}
-
-fn simulate(args: &reswhis::config::SimulateArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let report = reswhis::simulate::run(args)?;
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    eprintln!(
-        "audio {:.1} s, wall {:.1} s, {} updates, transcribe {:.2} s (RTF {:.3}), mean latency {:.2} s",
-        report.audio_seconds,
-        report.wall_seconds,
-        report.updates,
-        report.transcribe_seconds,
-        report.transcribe_seconds / report.audio_seconds.max(1e-9),
-        mean(&report.latencies),
-    );
-    if let Some(wer) = report.wer {
-        eprintln!(
-            "WER {:.1}% against the reference beside the file",
-            wer * 100.0
-        );
-    }
     Ok(())
 }

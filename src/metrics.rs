@@ -116,10 +116,15 @@ impl Histogram {
 /// Nearest-rank percentiles of recent values (`None` when there are none).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
+    /// How many values the percentiles are taken over.
     pub count: usize,
+    /// Median.
     pub p50: Option<f64>,
+    /// 90th percentile.
     pub p90: Option<f64>,
+    /// 99th percentile.
     pub p99: Option<f64>,
+    /// Largest.
     pub max: Option<f64>,
 }
 
@@ -142,6 +147,9 @@ pub struct Metrics {
     pub transcribe_micros: AtomicU64,
     /// Duration of each Whisper call.
     pub update_duration: Histogram,
+    /// Duration of each call on at most [`SHORT_AUDIO_SEC`] of audio (in `/info` only):
+    /// the calls that should never take long (issue #10: at most 2 s, even on a busy machine).
+    pub update_duration_short: Histogram,
     /// Time each stream waited on the queue for a worker.
     pub queue_wait: Histogram,
     /// Seconds of audio each Whisper call transcribed.
@@ -153,6 +161,9 @@ pub struct Metrics {
     /// Recent queue waits with their time, for readiness ("is it keeping up now?").
     waits: Mutex<VecDeque<(Instant, f64)>>,
 }
+
+/// Calls on this much audio or less are "short" (`stats.update_seconds_short_audio`).
+pub const SHORT_AUDIO_SEC: f64 = 10.0;
 
 /// Bounds of the audio-length histogram (seconds of audio per call).
 const AUDIO_BUCKETS: &[f64] = &[0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0, 30.0];
@@ -168,6 +179,7 @@ impl Default for Metrics {
             busy_workers: AtomicUsize::new(0),
             transcribe_micros: AtomicU64::new(0),
             update_duration: Histogram::new(TIME_BUCKETS),
+            update_duration_short: Histogram::new(TIME_BUCKETS),
             queue_wait: Histogram::new(TIME_BUCKETS),
             update_audio: Histogram::new(AUDIO_BUCKETS),
             commit_latency: Histogram::new(TIME_BUCKETS),
@@ -314,9 +326,13 @@ impl Metrics {
 /// What `reswhis_build_info` reports.
 #[derive(Debug, Clone)]
 pub struct BuildInfo {
+    /// reswhis's version.
     pub version: String,
+    /// The whisper.cpp version linked in.
     pub whisper_cpp: String,
+    /// The model's name (e.g. `tiny.en`).
     pub model: String,
+    /// Whether the GPU is used.
     pub gpu: bool,
 }
 

@@ -22,10 +22,13 @@ pub enum ClientMessage {
 /// Why a text frame from a client is not a [`ClientMessage`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
+    /// Not valid JSON.
     #[error("text frame is not JSON ({0}); expected e.g. {{\"type\":\"eos\"}}")]
     NotJson(String),
+    /// A JSON value without a string `type`.
     #[error("text frame has no \"type\" field; expected e.g. {{\"type\":\"eos\"}}")]
     MissingType,
+    /// A `type` the server does not know.
     #[error("unknown message type {0:?}; the server understands \"eos\"")]
     UnknownType(String),
 }
@@ -56,6 +59,7 @@ pub struct WireWord {
     pub word: String,
     /// Milliseconds from the start of the stream.
     pub start: u64,
+    /// Milliseconds from the start of the stream.
     pub end: u64,
 }
 
@@ -67,9 +71,13 @@ pub enum ServerMessage {
     /// start of the stream. `content` keeps Whisper's leading space, so concatenating the
     /// contents of all messages gives the transcript. `words` only with `?words=1`.
     Committed {
+        /// Start, in ms from the start of the stream.
         from: u64,
+        /// End, in ms from the start of the stream.
         to: u64,
+        /// The text, with Whisper's leading space.
         content: String,
+        /// Each word with its own times (`?words=1`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         words: Option<Vec<WireWord>>,
     },
@@ -83,14 +91,25 @@ pub enum ServerMessage {
 pub enum TaggedMessage {
     /// Opt-in (`?interim=1`): the current guess for the audio after the committed text.
     /// It may change; each one replaces the previous.
-    Interim { content: String },
+    Interim {
+        /// The guessed text.
+        content: String,
+    },
     /// With `?language=auto`: the language the speech is in, once the server is confident
     /// (and again if it changes); the text is transcribed in it from then on.
-    Language { language: String, probability: f32 },
+    Language {
+        /// ISO 639-1 code, e.g. `fr`.
+        language: String,
+        /// Whisper's probability for it, 0–1.
+        probability: f32,
+    },
     /// All text has been sent; the server closes the connection next.
     Done,
     /// Something the client should know; see `message`.
-    Error { message: String },
+    Error {
+        /// What went wrong, for a person to read.
+        message: String,
+    },
 }
 
 impl ServerMessage {

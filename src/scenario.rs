@@ -10,6 +10,7 @@ use crate::audio::SAMPLE_RATE;
 pub struct Noise(u32);
 
 impl Noise {
+    /// A source seeded with `seed` (0 is taken as 1).
     pub fn new(seed: u32) -> Noise {
         Noise(seed.max(1))
     }
@@ -97,6 +98,7 @@ pub fn mix_into(audio: &mut [f32], at: usize, sound: &[f32]) {
 /// A stream made of recordings, and where each one lies in it.
 #[derive(Debug, Clone)]
 pub struct Joined {
+    /// The stream, 16 kHz mono.
     pub audio: Vec<f32>,
     /// The recordings' references, joined with spaces.
     pub reference: String,
@@ -140,7 +142,7 @@ pub fn join_with_pauses(recordings: &[(Vec<f32>, String)], seed: u32) -> Joined 
 /// cough a third of the way in and a click at two thirds.
 pub fn noise_only(seconds: f64, seed: u32) -> Vec<f32> {
     let mut noise = Noise::new(seed);
-    let length = (seconds * SAMPLE_RATE as f64) as usize;
+    let length = crate::audio::samples(seconds);
     let mut audio = pink_noise(length, NOISE_FLOOR_DBFS, &mut noise);
     let cough = cough(-20.0, &mut noise);
     mix_into(&mut audio, length / 3, &cough);

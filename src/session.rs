@@ -44,8 +44,11 @@ const ARRIVALS_KEPT: usize = 4096;
 
 /// What a session needs from the server.
 pub struct SessionLimits {
+    /// Largest WebSocket message; bigger ones close the session with 1009.
     pub max_message_bytes: usize,
+    /// How long a session may send nothing.
     pub idle_timeout: Option<Duration>,
+    /// Longest session, wall-clock.
     pub max_duration: Option<Duration>,
     /// Once the server shuts down: how long to wait for the final text.
     pub shutdown_grace: Duration,
@@ -53,6 +56,7 @@ pub struct SessionLimits {
 
 /// Something that tells the session the server is stopping.
 pub trait ShutdownSignal {
+    /// True once the server has begun to stop.
     fn is_shutting_down(&self) -> bool;
 }
 
@@ -85,7 +89,9 @@ impl Ending {
 
 /// The stream a session feeds and listens to.
 pub struct SessionParts {
+    /// Feeds the worker pool.
     pub handle: StreamHandle,
+    /// What the pool says back: commits, errors, the end.
     pub events: Receiver<StreamEvent>,
     /// The voice activity controller, when the session uses one.
     pub vac: Option<VoiceController>,
@@ -95,8 +101,11 @@ pub struct SessionParts {
 
 /// What a session shares with the server.
 pub struct SessionEnv<'a> {
+    /// What every session is held to.
     pub limits: &'a SessionLimits,
+    /// Tells the session when the server stops.
     pub shutdown: &'a dyn ShutdownSignal,
+    /// Where the session's counts go.
     pub metrics: &'a Metrics,
 }
 

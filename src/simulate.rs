@@ -5,10 +5,13 @@
 //! exactly as a worker updates a real-time client's stream. Each commit is printed as
 //! `emission-time from to text` (seconds, milliseconds, milliseconds).
 
+use std::fmt;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use crate::audio::{read_wav, SAMPLE_RATE};
+use anyhow::Context;
+
+use crate::audio::read_wav;
 use crate::config::{ServeArgs, SimulateArgs};
 use crate::policy::{Commit, OnlineProcessor, Piece};
 use crate::vad::{GateEvent, SileroModel, VoiceController};
@@ -16,10 +19,15 @@ use crate::vad::{GateEvent, SileroModel, VoiceController};
 /// Summary of a simulation.
 #[derive(Debug, Clone)]
 pub struct SimulationReport {
+    /// Everything committed, joined.
     pub transcript: String,
+    /// Seconds of audio in the file.
     pub audio_seconds: f64,
+    /// Seconds the simulation took.
     pub wall_seconds: f64,
+    /// Seconds spent in Whisper calls.
     pub transcribe_seconds: f64,
+    /// Whisper calls made.
     pub updates: usize,
     /// Emission time minus the end of the committed text, per commit (real time only).
     pub latencies: Vec<f64>,
@@ -27,14 +35,16 @@ pub struct SimulationReport {
     pub wer: Option<f64>,
 }
 
-pub fn run(args: &SimulateArgs) -> Result<SimulationReport, Box<dyn std::error::Error>> {
+/// Streams `args.file` through the policy (in real time unless `--fast`), printing each
+/// commit, and sums it up.
+pub fn run(args: &SimulateArgs) -> anyhow::Result<SimulationReport> {
     let audio = read_wav(&args.file)?;
     let mut engine = args
         .model
         .load_engine(args.model.decode_options(ServeArgs::cores()))?;
     let silero_path = args.voice.vad_model_path(&args.model.models_dir);
     let silero = match args.voice.needs_model() {
-        true => Some(SileroModel::load(&silero_path)?),
+        true => Some(SileroModel::load(&silero_path).context("the voice activity model")?),
         false => None,
     };
     if let (true, Some(model)) = (args.voice.vad, &silero) {
@@ -47,17 +57,17 @@ pub fn run(args: &SimulateArgs) -> Result<SimulationReport, Box<dyn std::error::
         )),
         _ => None,
     };
-    let mut transcriber = engine.transcriber()?;
+    let mut transcriber = engine.transcriber().context("creating a whisper state")?;
     let config = args.policy.stream_config(false);
     let mut processor = OnlineProcessor::new(config.policy);
-    let chunk = ((config.min_chunk_sec * SAMPLE_RATE as f64) as usize).max(1);
+    let chunk = crate::audio::samples(config.min_chunk_sec).max(1);
 
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let started = Instant::now();
     let mut report = SimulationReport {
         transcript: String::new(),
-        audio_seconds: audio.len() as f64 / SAMPLE_RATE as f64,
+        audio_seconds: crate::audio::seconds(audio.len()),
         wall_seconds: 0.0,
         transcribe_seconds: 0.0,
         updates: 0,
@@ -73,11 +83,11 @@ pub fn run(args: &SimulateArgs) -> Result<SimulationReport, Box<dyn std::error::
             (fed + chunk).min(audio.len())
         } else {
             let due = fed + chunk;
-            let due_at = Duration::from_secs_f64(due.min(audio.len()) as f64 / SAMPLE_RATE as f64);
+            let due_at = Duration::from_secs_f64(crate::audio::seconds(due.min(audio.len())));
             if let Some(wait) = due_at.checked_sub(started.elapsed()) {
                 std::thread::sleep(wait);
             }
-            let now = (started.elapsed().as_secs_f64() * SAMPLE_RATE as f64) as usize;
+            let now = crate::audio::samples(started.elapsed().as_secs_f64());
             now.max(due).min(audio.len())
         };
         let samples = &audio[fed..arrived];
@@ -110,7 +120,7 @@ pub fn run(args: &SimulateArgs) -> Result<SimulationReport, Box<dyn std::error::
             processor.pending_text()
         );
         for commit in outcome.commits {
-            emit(&mut out, &mut report, commit, started, args.fast)?;
+            emit(&mut out, &mut report, commit, started, args.fast).context("writing to stdout")?;
         }
         if end_of_stream {
             break;
@@ -121,6 +131,32 @@ pub fn run(args: &SimulateArgs) -> Result<SimulationReport, Box<dyn std::error::
         report.wer = Some(crate::wer::word_error_rate(&reference, &report.transcript));
     }
     Ok(report)
+}
+
+impl fmt::Display for SimulationReport {
+    /// The summary line `reswhis simulate` prints last, and the WER when there is one.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mean_latency = self.latencies.iter().sum::<f64>() / self.latencies.len().max(1) as f64;
+        write!(
+            f,
+            "audio {:.1} s, wall {:.1} s, {} updates, transcribe {:.2} s (RTF {:.3}), \
+             mean latency {:.2} s",
+            self.audio_seconds,
+            self.wall_seconds,
+            self.updates,
+            self.transcribe_seconds,
+            self.transcribe_seconds / self.audio_seconds.max(1e-9),
+            mean_latency,
+        )?;
+        if let Some(wer) = self.wer {
+            write!(
+                f,
+                "\nWER {:.1}% against the reference beside the file",
+                wer * 100.0
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// The controller's output as the pieces a worker takes from a stream's inbox.

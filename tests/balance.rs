@@ -20,16 +20,6 @@ use common::*;
 const BALANCER: &str = "127.0.0.1:8080";
 const LIMIT: Duration = Duration::from_secs(240);
 
-fn nginx_binary() -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .chain(["/usr/sbin".into(), "/usr/local/sbin".into(), "/sbin".into()])
-        .map(|dir| dir.join("nginx"))
-        .find(|path| path.is_file())
-}
-
 /// nginx in the foreground with the repository's config; stopped when dropped.
 struct Nginx {
     child: Child,
@@ -38,13 +28,7 @@ struct Nginx {
 
 impl Nginx {
     fn start(binary: &PathBuf) -> Nginx {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let prefix =
-            std::env::temp_dir().join(format!("reswhis-lb-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&prefix).unwrap();
+        let prefix = unique_temp_dir("reswhis-lb");
         let config = manifest_dir().join("deploy/nginx-balanced.conf");
         // In the foreground, so that the test owns the process; as root, workers run as
         // root too (nobody could not write to the test's temporary directory).
@@ -103,7 +87,7 @@ fn metric(server: &TestServer, name: &str) -> f64 {
 fn stream_through_balancer() -> Received {
     let (pcm, _) = jfk();
     let mut client = connect(&format!("ws://{BALANCER}/transcribe"));
-    stream_until_closed(&mut client, &pcm, 3200, true, true, LIMIT)
+    stream_until_closed(&mut client, &pcm, FRAME_100MS, true, true, LIMIT)
 }
 
 #[test]

@@ -25,41 +25,6 @@ fn model_path() -> PathBuf {
     path
 }
 
-/// Lower-case words with punctuation removed.
-fn words(text: &str) -> Vec<String> {
-    text.split_whitespace()
-        .map(|w| {
-            w.chars()
-                .filter(|c| c.is_alphanumeric())
-                .collect::<String>()
-                .to_lowercase()
-        })
-        .filter(|w| !w.is_empty())
-        .collect()
-}
-
-/// Word error rate: word-level Levenshtein distance / reference length.
-fn wer(reference: &[String], hypothesis: &[String]) -> f64 {
-    let mut prev: Vec<usize> = (0..=hypothesis.len()).collect();
-    for (i, r) in reference.iter().enumerate() {
-        let mut cur = vec![i + 1; hypothesis.len() + 1];
-        for (j, h) in hypothesis.iter().enumerate() {
-            let substitution = prev[j] + usize::from(r != h);
-            cur[j + 1] = substitution.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[hypothesis.len()] as f64 / reference.len().max(1) as f64
-}
-
-#[test]
-fn wer_counts_word_edits() {
-    let r = words("And so, my fellow Americans!");
-    assert_eq!(wer(&r, &words("and so my fellow americans")), 0.0);
-    assert_eq!(wer(&r, &words("and so my americans")), 0.2);
-    assert_eq!(wer(&r, &words("and so my fellow european americans")), 0.2);
-}
-
 #[test]
 fn converted_model_transcribes_jfk_exactly() {
     let model = model_path();
@@ -98,9 +63,8 @@ fn converted_model_transcribes_jfk_exactly() {
         .collect();
     println!("transcript: {}", transcript.trim());
 
-    let (r, h) = (words(&reference), words(&transcript));
     assert_eq!(
-        wer(&r, &h),
+        reswhis::wer::word_error_rate(&reference, &transcript),
         0.0,
         "\nreference:  {reference}\ntranscript: {transcript}"
     );

@@ -169,28 +169,8 @@ fn ct2_string(out: &mut Vec<u8>, s: &str) {
 }
 
 /// A small valid model.bin image (binary version 6).
-fn model_bin(vars: &[(&str, &[u32], DType, Vec<u8>)], aliases: &[(&str, &str)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&6u32.to_le_bytes());
-    ct2_string(&mut out, "WhisperSpec");
-    out.extend_from_slice(&3u32.to_le_bytes());
-    out.extend_from_slice(&(vars.len() as u32).to_le_bytes());
-    for (name, shape, dtype, data) in vars {
-        ct2_string(&mut out, name);
-        out.push(shape.len() as u8);
-        for d in *shape {
-            out.extend_from_slice(&d.to_le_bytes());
-        }
-        out.push(dtype.id());
-        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        out.extend_from_slice(data);
-    }
-    out.extend_from_slice(&(aliases.len() as u32).to_le_bytes());
-    for (alias, target) in aliases {
-        ct2_string(&mut out, alias);
-        ct2_string(&mut out, target);
-    }
-    out
+fn model_bin(vars: &[(&str, &[usize], DType, Vec<u8>)], aliases: &[(&str, &str)]) -> Vec<u8> {
+    reswhis::convert::ct2::write_model(6, vars, aliases)
 }
 
 fn synthetic_model() -> Vec<u8> {

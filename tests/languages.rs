@@ -7,7 +7,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use common::*;
@@ -16,19 +15,8 @@ use tungstenite::Message;
 
 const LIMIT: Duration = Duration::from_secs(300);
 
-fn serial() -> MutexGuard<'static, ()> {
-    static TURN: Mutex<()> = Mutex::new(());
-    TURN.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn base_model() -> String {
-    let path = manifest_dir().join("models/ggml-base.bin");
-    assert!(
-        path.is_file(),
-        "{} not found: run `./models/fetch.sh base` (scripts/test-deps.sh does)",
-        path.display()
-    );
-    path.display().to_string()
+    repository_model("base").display().to_string()
 }
 
 /// A clip of bench/lang-audio: its s16le bytes and reference text.
@@ -56,7 +44,7 @@ fn start_base() -> TestServer {
 /// Streams `pcm` (as fast as the server takes it) and returns every message.
 fn session(server: &TestServer, query: &str, pcm: &[u8]) -> Vec<ServerMessage> {
     let mut client = connect(&server.url(&format!("/transcribe{query}")));
-    for frame in pcm.chunks(3200) {
+    for frame in pcm.chunks(FRAME_100MS) {
         client.send(Message::binary(frame.to_vec())).unwrap();
     }
     client.send(Message::text(r#"{"type":"eos"}"#)).unwrap();

@@ -7,7 +7,6 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use common::*;
@@ -15,11 +14,6 @@ use tungstenite::Message;
 
 const LIMIT: Duration = Duration::from_secs(240);
 const MAX_WER: f64 = 0.15;
-
-fn serial() -> MutexGuard<'static, ()> {
-    static TURN: Mutex<()> = Mutex::new(());
-    TURN.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// A process that keeps one core busy until dropped.
 struct Spinner(Child);
@@ -48,17 +42,9 @@ fn stats(server: &TestServer) -> serde_json::Value {
 }
 
 fn assert_whole_text(label: &str, received: &Received, reference: &str) {
-    let transcript = received.transcript();
-    let error = wer(reference, &transcript);
-    println!("{label}: WER {error:.3} {transcript:?}");
-    assert!(received.done, "{label}: no done: {received:?}");
+    assert_jfk_text(label, received, reference, MAX_WER);
     assert!(received.errors.is_empty(), "{label}: {received:?}");
-    assert!(error <= MAX_WER, "{label}: WER {error}: {transcript:?}");
-    let words = reswhis::wer::normalized_words(&transcript);
-    assert!(
-        words.ends_with(&["your".to_string(), "country".to_string()]),
-        "{label}: the last words are missing: {transcript:?}"
-    );
+    assert_jfk_ending(label, &received.transcript());
 }
 
 #[test]
@@ -69,7 +55,7 @@ fn a_busy_core_beside_the_server() {
     let _spinner = Spinner::start();
     let (pcm, reference) = jfk();
     let mut client = connect(&server.url("/transcribe"));
-    let received = stream_pcm(&mut client, &pcm, 3200, true, LIMIT);
+    let received = stream_pcm(&mut client, &pcm, FRAME_100MS, true, LIMIT);
     assert_whole_text("one busy core", &received, &reference);
     let info = stats(&server);
     let foreign = info["other_processes_cpu_cores"].as_f64().unwrap();
@@ -90,18 +76,18 @@ fn any_framing_gives_the_same_text() {
     let server = TestServer::start(&["--threads", "1", "--shutdown-timeout", "120"]);
     let (pcm, reference) = jfk();
     // 1024 samples (the original page's ScriptProcessor), 20, 64, 128, 250 ms and 1 s.
-    for frame_bytes in [2048, 640, 2048 + 4, 4096, 8000, 32_000] {
+    for frame_bytes in [2048, 640, 2048 + 4, 4096, 8000, SECOND] {
         let mut client = connect(&server.url("/transcribe"));
         let received = stream_pcm(&mut client, &pcm, frame_bytes, false, LIMIT);
         assert_whole_text(&format!("{frame_bytes}-byte frames"), &received, &reference);
     }
     // One sample per message for the first two seconds, then 100 ms frames.
     let mut client = connect(&server.url("/transcribe"));
-    let (head, rest) = pcm.split_at(2 * 32_000);
+    let (head, rest) = pcm.split_at(2 * SECOND);
     for sample in head.chunks(2) {
         client.send(Message::binary(sample.to_vec())).unwrap();
     }
-    let received = stream_pcm(&mut client, rest, 3200, false, LIMIT);
+    let received = stream_pcm(&mut client, rest, FRAME_100MS, false, LIMIT);
     assert_whole_text("1-sample frames", &received, &reference);
 }
 
@@ -120,7 +106,7 @@ fn a_call_that_runs_out_of_time_is_cut_and_nothing_is_lost() {
     // time budget slowed down, so whisper.cpp is told to stop.
     pcm[..2].copy_from_slice(&reswhis::pool::SLOW_SAMPLE.to_le_bytes());
     let mut client = connect(&server.url("/transcribe"));
-    let received = stream_pcm(&mut client, &pcm, 3200, true, LIMIT);
+    let received = stream_pcm(&mut client, &pcm, FRAME_100MS, true, LIMIT);
     assert_whole_text("a cut update", &received, &reference);
     let info = stats(&server);
     let cut = info["stats"]["updates_cut"].as_u64().unwrap();

@@ -1,6 +1,7 @@
 //! `/metrics` after real sessions: every family README promises, in a text that
 //! Prometheus's own checker (`promtool check metrics`, Debian's `prometheus` package)
-//! accepts; the API key rule; and `/ready`.
+//! accepts; the API key rule; `/ready`; and the alerting rules of `deploy/`, checked and
+//! unit-tested by promtool, on metrics the server really exports.
 
 mod common;
 
@@ -24,7 +25,7 @@ fn metrics_after_real_sessions_pass_promtool() {
     let (pcm, _) = jfk();
     for _ in 0..2 {
         let mut client = connect(&server.url("/transcribe"));
-        let received = stream_pcm(&mut client, &pcm, 3200, false, LIMIT);
+        let received = stream_pcm(&mut client, &pcm, FRAME_100MS, false, LIMIT);
         assert!(received.done, "{received:?}");
     }
     assert!(wait_until(Duration::from_secs(10), || {
@@ -47,12 +48,27 @@ fn metrics_after_real_sessions_pass_promtool() {
     }
     assert!(text.contains("reswhis_build_info{"), "{text}");
 
+    // Every metric the alerting rules use is one the server exports.
+    let rules = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus-rules.yml"),
+    )
+    .unwrap();
+    let mut used: Vec<&str> = rules
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| word.starts_with("reswhis_") && word.len() > "reswhis_".len())
+        .collect();
+    used.sort_unstable();
+    used.dedup();
+    assert!(used.len() >= 3, "{used:?}");
+    for metric in used {
+        assert!(
+            text.lines().any(|l| l.starts_with(metric)),
+            "deploy/prometheus-rules.yml uses {metric}, which /metrics lacks"
+        );
+    }
+
     // Prometheus's own parser and linter.
-    let promtool = ["/usr/bin/promtool", "/usr/local/bin/promtool"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).is_file())
-        .expect("promtool not found: `apt-get install prometheus` (scripts/test-deps.sh does)");
-    let mut check = Command::new(promtool)
+    let mut check = Command::new(promtool())
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -73,6 +89,36 @@ fn metrics_after_real_sessions_pass_promtool() {
         report.trim().is_empty(),
         "promtool lint findings:\n{report}"
     );
+}
+
+fn promtool() -> &'static str {
+    ["/usr/bin/promtool", "/usr/local/bin/promtool"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file())
+        .expect("promtool not found: `apt-get install prometheus` (scripts/test-deps.sh does)")
+}
+
+/// The alerting rules parse, and fire (with the documented text) exactly in the
+/// situations their unit tests describe: a falling-behind instance, calls cut, internal
+/// errors, an instance down — and not for the healthy one beside it.
+#[test]
+fn alert_rules_pass_promtool_and_their_unit_tests() {
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    for args in [
+        &["check", "rules", "prometheus-rules.yml"][..],
+        &["test", "rules", "prometheus-rules.test.yml"][..],
+    ] {
+        let output = Command::new(promtool())
+            .args(args)
+            .current_dir(&deploy)
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&output.stdout).to_string()
+            + &String::from_utf8_lossy(&output.stderr);
+        println!("promtool {args:?}:\n{report}");
+        assert!(output.status.success(), "promtool {args:?}:\n{report}");
+        assert!(report.contains("SUCCESS"), "{report}");
+    }
 }
 
 #[test]

@@ -13,30 +13,12 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn nginx_binary() -> Option<PathBuf> {
-    let candidates = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .chain(["/usr/sbin".into(), "/usr/local/sbin".into(), "/sbin".into()]);
-    candidates
-        .map(|dir| dir.join("nginx"))
-        .find(|path| path.is_file())
-}
-
 /// A temporary directory, removed when dropped.
 struct TempDir(PathBuf);
 
 impl TempDir {
     fn new() -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let dir =
-            std::env::temp_dir().join(format!("reswhis-nginx-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
+        TempDir(unique_temp_dir("reswhis-nginx"))
     }
 }
 
@@ -218,7 +200,13 @@ fn reswhis_works_behind_nginx() {
     // A WebSocket session through the proxy.
     let (pcm, reference) = jfk();
     let mut client = connect(&format!("ws://{listen}/transcribe"));
-    let received = stream_pcm(&mut client, &pcm, 3_200, false, Duration::from_secs(240));
+    let received = stream_pcm(
+        &mut client,
+        &pcm,
+        FRAME_100MS,
+        false,
+        Duration::from_secs(240),
+    );
     let rate = wer(&reference, &received.transcript());
     println!("through nginx: WER {rate:.3}: {:?}", received.transcript());
     assert!(rate < 0.2, "{received:?}\n{}", nginx.error_log());

@@ -11,7 +11,6 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -21,17 +20,9 @@ use tungstenite::Message;
 
 /// How long a session may take to come back with all its text on a loaded machine.
 const LIMIT: Duration = Duration::from_secs(180);
-/// 100 ms of s16le mono 16 kHz audio.
-const FRAME_100MS: usize = 3200;
 /// jfk.wav is 11.0 s long; pieces must lie within it (plus rounding slack).
 const AUDIO_END_MS: u64 = 11_100;
 const MAX_WER: f64 = 0.15;
-
-/// Held for the whole of a test: tests take turns.
-fn take_turn() -> MutexGuard<'static, ()> {
-    static TURN: Mutex<()> = Mutex::new(());
-    TURN.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Starts a server for one test. `--shutdown-timeout` also bounds how long a session
 /// waits for its final text after the end of the stream (at least 30 s); a loaded
@@ -46,40 +37,14 @@ fn start_with_shutdown_timeout(seconds: &str, extra: &[&str]) -> TestServer {
     TestServer::start(&args)
 }
 
-fn words(text: &str) -> Vec<String> {
-    reswhis::wer::normalized_words(text)
-}
-
-/// The transcript ends with `tail` (compared word by word, normalised).
-fn ends_with_words(text: &str, tail: &str) -> bool {
-    words(text).ends_with(&words(tail))
-}
-
-/// The transcript contains `phrase` (compared word by word, normalised).
-fn contains_words(text: &str, phrase: &str) -> bool {
-    let (text, phrase) = (words(text), words(phrase));
-    text.windows(phrase.len()).any(|w| w == phrase.as_slice())
-}
-
 /// Checks what a session that was sent all of jfk.wav got back.
 fn assert_jfk_session(label: &str, received: &Received, reference: &str) {
     assert_jfk_session_within(label, received, reference, MAX_WER);
 }
 
 fn assert_jfk_session_within(label: &str, received: &Received, reference: &str, max_wer: f64) {
-    let transcript = received.transcript();
-    let wer = wer(reference, &transcript);
-    println!("[{label}] transcript: {transcript:?} (WER {wer:.3})");
-    assert!(
-        wer <= max_wer,
-        "[{label}] WER {wer:.3} > {max_wer}: {received:?}"
-    );
-    assert!(received.done, "[{label}] no done message: {received:?}");
-    assert_eq!(
-        received.close.as_ref().map(|c| c.0),
-        Some(1000),
-        "[{label}] close: {received:?}"
-    );
+    assert_jfk_text(label, received, reference, max_wer);
+    assert_closed_normally(label, received);
     assert!(
         received.errors.is_empty(),
         "[{label}] errors: {:?}",
@@ -190,12 +155,6 @@ fn http_get_with_head(addr: SocketAddr, path: &str) -> (u16, String, String) {
     (status, head.to_ascii_lowercase(), body.to_string())
 }
 
-fn info(server: &TestServer) -> serde_json::Value {
-    let (status, body) = server.get("/info");
-    assert_eq!(status, 200, "/info: {body}");
-    serde_json::from_str(&body).expect("/info is JSON")
-}
-
 /// Waits (generously) until /info reports no active session.
 fn wait_for_no_sessions(server: &TestServer) -> Duration {
     let started = Instant::now();
@@ -246,7 +205,7 @@ fn assert_no_panic(server: &TestServer) {
 // 1.
 #[test]
 fn streams_jfk_in_real_time() {
-    let _turn = take_turn();
+    let _turn = serial();
     let server = start(&[]);
     let (pcm, reference) = jfk();
     let mut client = connect(&server.url("/transcribe"));
@@ -273,7 +232,7 @@ fn two_clients_at_once() {
 }
 
 fn two_clients(max_wer: f64) {
-    let _turn = take_turn();
+    let _turn = serial();
     let server = start(&[]);
     let (pcm, reference) = jfk();
     let results: Vec<(String, Received)> = std::thread::scope(|scope| {
@@ -314,7 +273,7 @@ fn two_clients(max_wer: f64) {
 // 3.
 #[test]
 fn end_of_stream_returns_the_last_words() {
-    let _turn = take_turn();
+    let _turn = serial();
     let server = start(&[]);
     let (pcm, reference) = jfk();
     for (label, end) in [
@@ -336,7 +295,7 @@ fn end_of_stream_returns_the_last_words() {
 // 4.
 #[test]
 fn odd_sized_frames() {
-    let _turn = take_turn();
+    let _turn = serial();
     let server = start(&[]);
     let (pcm, reference) = jfk();
     let mut client = connect(&server.url("/transcribe"));
@@ -353,7 +312,7 @@ fn odd_sized_frames() {
 // 5.
 #[test]
 fn malformed_text_frames_are_reported_and_the_session_goes_on() {
-    let _turn = take_turn();
+    let _turn = serial();
     let server = start(&[]);
     let (pcm, reference) = jfk();
     let mut client = connect(&server.url("/transcribe"));
@@ -387,7 +346,7 @@ fn malformed_text_frames_are_reported_and_the_session_goes_on() {
 // 6.
 #[test]
 fn http_endpoints() {
-    let _turn = take_turn();
+    let _turn = serial();
     let server = start(&[]);
     let info = info(&server);
     println!("/info: {info:#}");
@@ -402,7 +361,8 @@ fn http_endpoints() {
     assert_eq!(info["language"], "en");
     assert_eq!(info["sampling_rate"], 16000);
     assert!(info["minimum_chunk_size"].as_f64().is_some_and(|s| s > 0.0));
-    assert_eq!(info["voice_activity_controller"], false);
+    // On by default (README, "Voice activity").
+    assert_eq!(info["voice_activity_controller"], true);
     assert_eq!(info["use_voice_activity_detection"], false);
     assert!(info["version"].as_str().is_some_and(|v| !v.is_empty()));
     assert!(info["workers"].as_u64().is_some_and(|w| w >= 1));
@@ -430,7 +390,7 @@ fn http_endpoints() {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_flushes_every_session() {
-    let _turn = take_turn();
+    let _turn = serial();
     // Ctrl-C waits at most 30 s for the final text (the default, 5 s, is plenty on an
     // idle machine, not on a loaded one).
     let mut server = start_with_shutdown_timeout("30", &[]);
@@ -439,7 +399,7 @@ fn ctrl_c_flushes_every_session() {
     let started = Instant::now();
     let mut received = Received::default();
     // Six seconds in real time.
-    let before_interrupt = &pcm[..6 * 32_000];
+    let before_interrupt = &pcm[..6 * SECOND];
     let mut sent = 0;
     for frame in before_interrupt.chunks(FRAME_100MS) {
         client.send(Message::binary(frame.to_vec())).unwrap();
@@ -469,9 +429,10 @@ fn ctrl_c_flushes_every_session() {
     );
     assert!(
         // Spoken in the first 6 s: "And so my fellow Americans, ask not what your…"
-        // ("ask" is sometimes heard as "asked").
+        // (tiny.en hears "ask not" alone as "asked not" or "asked not to").
         contains_words(&transcript, "and so my fellow americans")
-            && contains_words(&transcript, "not what"),
+            && contains_words(&transcript, "not")
+            && contains_words(&transcript, "what your"),
         "the words before the interrupt are missing: {transcript:?}\n{log}"
     );
     assert!(received.done, "no done: {received:?}\n{log}");
@@ -491,10 +452,10 @@ fn ctrl_c_flushes_every_session() {
 // 8.
 #[test]
 fn a_client_that_leaves_does_not_hurt_the_server() {
-    let _turn = take_turn();
+    let _turn = serial();
     let server = start(&[]);
     let (pcm, reference) = jfk();
-    let three_seconds = &pcm[..3 * 32_000];
+    let three_seconds = &pcm[..3 * SECOND];
 
     // Sends a close frame mid-stream and goes.
     let mut client = connect(&server.url("/transcribe"));
@@ -530,10 +491,10 @@ fn a_client_that_leaves_does_not_hurt_the_server() {
 #[test]
 fn api_key() {
     const KEY: &str = "s3cret-key";
-    let _turn = take_turn();
+    let _turn = serial();
     let server = start(&["--api-key", KEY]);
     let (pcm, _) = jfk();
-    let two_seconds = &pcm[..2 * 32_000];
+    let two_seconds = &pcm[..2 * SECOND];
 
     let status = refused_status(tungstenite::connect(server.url("/transcribe")));
     assert_eq!(status, 401, "without a key");
@@ -599,7 +560,7 @@ fn api_key() {
 // 10.
 #[test]
 fn max_sessions() {
-    let _turn = take_turn();
+    let _turn = serial();
     let server = start(&["--max-sessions", "1"]);
     let (pcm, reference) = jfk();
     let mut first = connect(&server.url("/transcribe"));
@@ -615,7 +576,7 @@ fn max_sessions() {
     // Once it ended, the slot is free again.
     wait_for_no_sessions(&server);
     let mut next = connect(&server.url("/transcribe"));
-    let received = stream_pcm(&mut next, &pcm[..2 * 32_000], FRAME_100MS, false, LIMIT);
+    let received = stream_pcm(&mut next, &pcm[..2 * SECOND], FRAME_100MS, false, LIMIT);
     assert!(received.done, "{received:?}");
     assert_no_panic(&server);
 }

@@ -19,38 +19,12 @@ const RSS_GROWTH_LIMIT_KIB: u64 = 50 * 1024;
 const WARM_UP_SESSIONS: usize = 50;
 /// Generous: the machine may be shared and loaded.
 const LIMIT: Duration = Duration::from_secs(300);
-const FRAME: usize = 3_200;
 
 fn env_count(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn active_sessions(server: &TestServer) -> u64 {
-    get_json(server.addr, "/info", &[])["active_sessions"]
-        .as_u64()
-        .unwrap()
-}
-
-/// Streams jfk in real time on `count` threads; returns what each received.
-fn jfk_streams(
-    server: &TestServer,
-    count: usize,
-    eos: bool,
-) -> Vec<std::thread::JoinHandle<Received>> {
-    let (pcm, _) = jfk();
-    (0..count)
-        .map(|_| {
-            let url = server.url("/transcribe");
-            let pcm = pcm.clone();
-            std::thread::spawn(move || {
-                let mut client = connect(&url);
-                stream_until_closed(&mut client, &pcm, FRAME, true, eos, LIMIT)
-            })
-        })
-        .collect()
 }
 
 /// Idle connections held beside real streams.
@@ -65,7 +39,7 @@ fn idle_connections_beside_streams(server: &TestServer, reference: &str) {
         idle.len(),
         started.elapsed().as_secs_f64()
     );
-    let streams = jfk_streams(server, ACTIVE_STREAMS, true);
+    let streams = jfk_streams(server, ACTIVE_STREAMS, true, LIMIT);
     let held = wait_until(Duration::from_secs(60), || {
         active_sessions(server) == (idle_connections + ACTIVE_STREAMS) as u64
     });
@@ -121,14 +95,23 @@ fn sequential_short_sessions(server: &TestServer, pcm: &[u8]) {
     let mut warm = before;
     let started = Instant::now();
     // Half a second of audio each, a different slice of jfk each time.
-    let slices: Vec<&[u8]> = pcm.chunks(16_000).filter(|c| c.len() == 16_000).collect();
+    let slices: Vec<&[u8]> = pcm
+        .chunks(SECOND / 2)
+        .filter(|c| c.len() == SECOND / 2)
+        .collect();
     for i in 0..count {
         if i == WARM_UP_SESSIONS.min(count / 2) {
             warm = vm_rss_kib(pid);
         }
         let session_started = Instant::now();
         let mut client = connect(&server.url("/transcribe"));
-        let received = stream_pcm(&mut client, slices[i % slices.len()], FRAME, false, LIMIT);
+        let received = stream_pcm(
+            &mut client,
+            slices[i % slices.len()],
+            FRAME_100MS,
+            false,
+            LIMIT,
+        );
         if i < 3 || (i + 1) % 100 == 0 {
             println!(
                 "soak: session {} took {} ms: {:?}",
@@ -167,7 +150,7 @@ fn sequential_short_sessions(server: &TestServer, pcm: &[u8]) {
 
 /// Ctrl-C with sessions in flight: each gets its text, `done` and 1001; exit status 0.
 fn interrupt_with_active_sessions(server: &mut TestServer) {
-    let streams = jfk_streams(server, 3, false);
+    let streams = jfk_streams(server, 3, false, LIMIT);
     assert!(
         wait_until(Duration::from_secs(60), || active_sessions(server) == 3),
         "the sessions did not start"

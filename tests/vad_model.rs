@@ -3,23 +3,16 @@
 //! computes the probabilities it should, and reswhis's native forward pass matches
 //! Silero's ONNX model window by window.
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::path::PathBuf;
+
+use common::{manifest_dir, repository_model};
 use reswhis::vad::{Silero, SileroModel, WINDOW};
 use whisper_rs::{WhisperVadContext, WhisperVadContextParams};
 
-fn manifest_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn vad_model() -> PathBuf {
-    let path = manifest_dir().join("models/ggml-silero-v6.2.0.bin");
-    assert!(
-        path.is_file(),
-        "{} not found: run `./models/fetch.sh silero-vad` from the repository root",
-        path.display()
-    );
-    path
+    repository_model("silero-v6.2.0")
 }
 
 fn jfk() -> Vec<f32> {

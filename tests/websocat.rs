@@ -17,20 +17,14 @@
 mod common;
 
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
 
 use common::*;
+use reswhis::protocol::{ServerMessage, TaggedMessage};
 
 /// The documented commands, with `$FILE` and `$URL` set by the test. Keep them in sync
 /// with the README.
 const JSON_LINES: &str = r#"{ ffmpeg -loglevel error -i "$FILE" -f s16le -ac 1 -ar 16000 - | base64 -w 4096 | sed 's/^/B/'; echo '{"type":"eos"}'; } | websocat -n --base64 --binary-prefix B "$URL""#;
 const PLAIN_TEXT: &str = r#"{ ffmpeg -loglevel error -i "$FILE" -f s16le -ac 1 -ar 16000 - | base64 -w 4096 | sed 's/^/B/'; echo '{"type":"eos"}'; } | websocat -n --base64 --binary-prefix B "$URL" | jq --unbuffered -j '.content // empty'; echo"#;
-
-/// One server at a time.
-fn take_turn() -> MutexGuard<'static, ()> {
-    static TURN: Mutex<()> = Mutex::new(());
-    TURN.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Panics with the install command unless `tool` runs.
 fn require(tool: &str, version_flag: &str, install: &str) {
@@ -89,27 +83,24 @@ fn run_pipeline(command: &str) -> String {
 fn assert_whole_transcript(text: &str) {
     let (_, reference) = jfk();
     let wer = wer(&reference, text);
-    let words = reswhis::wer::normalized_words(text);
-    assert!(
-        words.ends_with(&["your".to_string(), "country".to_string()]),
-        "the last words are missing: {text:?}"
-    );
+    assert_jfk_ending("websocat", text);
     assert!(wer <= 0.15, "WER {wer:.3}: {text:?}");
 }
 
 #[test]
 fn websocat_prints_json_lines_with_the_last_words() {
-    let _turn = take_turn();
+    let _turn = serial();
     let stdout = run_pipeline(JSON_LINES);
     let mut transcript = String::new();
     let mut done = false;
     for line in stdout.lines() {
-        let message: serde_json::Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}\n{stdout}"));
-        if let Some(content) = message["content"].as_str() {
-            transcript.push_str(content);
+        let message = ServerMessage::parse(line)
+            .unwrap_or_else(|e| panic!("not a server message ({e}): {line:?}\n{stdout}"));
+        match message {
+            ServerMessage::Committed { content, .. } => transcript.push_str(&content),
+            ServerMessage::Tagged(TaggedMessage::Done) => done = true,
+            ServerMessage::Tagged(_) => {}
         }
-        done |= message["type"] == "done";
     }
     assert!(done, "no done message:\n{stdout}");
     assert_whole_transcript(&transcript);
@@ -117,7 +108,7 @@ fn websocat_prints_json_lines_with_the_last_words() {
 
 #[test]
 fn websocat_with_jq_prints_the_whole_transcript() {
-    let _turn = take_turn();
+    let _turn = serial();
     require("jq", "--version", "apt-get install jq");
     let stdout = run_pipeline(PLAIN_TEXT);
     assert!(!stdout.contains('{'), "not plain text: {stdout}");

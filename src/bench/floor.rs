@@ -15,13 +15,14 @@ use super::stats::{aggregate_wer, delta};
 use super::testset::{score, TestFile};
 use crate::audio;
 use crate::config::{BenchArgs, ServeArgs};
+use crate::info::Info;
 
 /// whisper.cpp threads of one server worker: --threads, else what the remote server
 /// reports, else the server's own default (cores / workers).
-pub(super) fn floor_threads(args: &BenchArgs, remote_info: Option<&serde_json::Value>) -> u32 {
+pub(super) fn floor_threads(args: &BenchArgs, remote_info: Option<&Info>) -> u32 {
     let remote = remote_info
-        .and_then(|i| i["threads_per_worker"].as_u64())
-        .map(|t| t as u32);
+        .and_then(|i| i.details.as_ref())
+        .map(|d| d.threads_per_worker);
     let workers = args
         .workers
         .unwrap_or_else(|| (ServeArgs::cores() / 2).max(1));

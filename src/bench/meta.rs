@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use super::report::{Meta, ServerUnderTest};
 use super::testset::TestFile;
 use crate::config::{BenchArgs, ServeArgs};
+use crate::info::Info;
 use crate::protocol::SessionOptions;
 
 impl Meta {
@@ -17,7 +18,7 @@ impl Meta {
     pub(super) fn collect(
         args: &BenchArgs,
         files: &[Arc<TestFile>],
-        server_info: Option<serde_json::Value>,
+        server_info: Option<Info>,
         floor_threads: u32,
     ) -> Meta {
         let command: Vec<String> = std::env::args().map(|a| shell_quote(&a)).collect();
@@ -77,14 +78,14 @@ impl Meta {
 /// Whether the server under test ran its voice activity controller for the bench's
 /// connections: `?vac=` in `--url` decides per connection; else the server's /info
 /// says; else a child server has the `--vac` given to it.
-fn server_vac(args: &BenchArgs, server_info: Option<&serde_json::Value>) -> Option<bool> {
+fn server_vac(args: &BenchArgs, server_info: Option<&Info>) -> Option<bool> {
     let url_vac = args
         .url
         .as_deref()
         .and_then(|url| url.split_once('?'))
         .and_then(|(_, query)| SessionOptions::from_query(query).ok()?.vac);
     url_vac
-        .or_else(|| server_info?.get("voice_activity_controller")?.as_bool())
+        .or_else(|| Some(server_info?.voice_activity_controller))
         .or_else(|| args.url.is_none().then_some(args.voice.vac))
 }
 
@@ -152,7 +153,8 @@ mod tests {
                 _ => unreachable!("bench args"),
             }
         };
-        let info = serde_json::json!({"voice_activity_controller": false});
+        let mut info = crate::info::Info::example(false);
+        info.voice_activity_controller = false;
         assert_eq!(server_vac(&args(&["--vac", "true"]), None), Some(true));
         assert_eq!(server_vac(&args(&[]), Some(&info)), Some(false));
         let remote = args(&["--url", "ws://h:1/transcribe?token=k&vac=1"]);

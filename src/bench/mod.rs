@@ -102,13 +102,12 @@ pub use workload::{
 
 use busy::BusyProcesses;
 use floor::{floor_threads, run_floor};
-use rounds::{capacity, run_rounds};
+use rounds::run_rounds;
 use server::RemoteServer;
-use targets::{check_targets, judged_frame_ms};
 use workload::Workload;
 
 /// Runs the whole benchmark and prints (and writes) the report. Errors carry context;
-/// print them with [`error_line`].
+/// print them with [`crate::error_line`].
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let mut workload = Workload::load(args)?;
     let recordings = workload.recordings();
@@ -159,7 +158,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let server_info = remote_info.or_else(|| rounds.first().and_then(|r| r.server_info.clone()));
     let server_threads = server_info
         .as_ref()
-        .and_then(|i| i["threads_per_worker"].as_u64());
+        .and_then(|i| i.details.as_ref())
+        .map(|d| u64::from(d.threads_per_worker));
     if server_threads.is_some_and(|t| t != u64::from(threads)) && !floors.is_empty() {
         eprintln!(
             "bench: warning: the floor used {threads} thread(s), the server {} per worker \
@@ -170,14 +170,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let report = Report {
         meta: Meta::collect(args, workload.recordings(), server_info, threads),
         floors,
-        capacity: capacity(&rounds, judged_frame_ms(&args.frame_ms)),
+        capacity: None,
         targets: Vec::new(),
         rounds,
-    };
-    let report = Report {
-        targets: check_targets(&report),
-        ..report
-    };
+    }
+    .judged();
     let markdown = report.to_string();
     println!("{markdown}");
     if let Some(path) = &args.output {
@@ -191,24 +188,6 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         eprintln!("bench: JSON written to {}", path.display());
     }
     Ok(())
-}
-
-/// `error` and its causes on one line, "context: cause: …". A cause whose text the line
-/// already holds is left out: many errors (WavError, EngineError, tungstenite's) print
-/// their source in their own message, and anyhow's `{:#}` would repeat it.
-pub fn error_line(error: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in error.chain() {
-        let text = cause.to_string();
-        if line.contains(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line
 }
 
 /// Appends `markdown` to the file at `path`, after a blank line if it is not empty.

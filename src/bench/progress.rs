@@ -73,6 +73,13 @@ impl fmt::Display for RoundLine<'_> {
             .and_then(|s| s.update_seconds.as_ref())
         {
             write!(f, ", longest update {} s", number(update.max, 2))?;
+            let short = r
+                .server_stats
+                .as_ref()
+                .and_then(|s| s.update_seconds_short_audio.as_ref());
+            if let Some(short) = short {
+                write!(f, " ({} s on ≤ 10 s of audio)", number(short.max, 2))?;
+            }
         }
         write!(f, " → {}", r.verdict)
     }

@@ -51,9 +51,10 @@ impl fmt::Display for Header<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let meta = &self.0.meta;
         let info = meta.server_info.as_ref();
-        let info_field = |key: &str| {
-            info.and_then(|i| i.get(key))
-                .map_or_else(|| "?".to_string(), |v| v.to_string())
+        let details = info.and_then(|i| i.details.as_ref());
+        // Numbers as /info's JSON writes them ("1.0", not "1").
+        let json = |value: Option<serde_json::Value>| {
+            value.map_or_else(|| "?".to_string(), |v| v.to_string())
         };
         writeln!(f, "## reswhis bench, {}\n", meta.date)?;
         writeln!(f, "- Command: `{}`", meta.command)?;
@@ -77,14 +78,13 @@ impl fmt::Display for Header<'_> {
                 ServerUnderTest::Child =>
                     "`reswhis serve` as a child process, fresh for every round".to_string(),
             },
-            info.and_then(|i| i["model_size"].as_str())
-                .unwrap_or(&meta.model),
-            info_field("workers"),
-            info_field("threads_per_worker"),
-            info_field("minimum_chunk_size"),
-            info_field("buffer_trimming_sec"),
-            info_field("trim_context_sec"),
-            info_field("beam_size"),
+            info.map_or(meta.model.as_str(), |i| i.model_size.as_str()),
+            json(details.map(|d| d.workers.into())),
+            json(details.map(|d| d.threads_per_worker.into())),
+            json(info.map(|i| i.minimum_chunk_size.into())),
+            json(details.map(|d| d.buffer_trimming_sec.into())),
+            json(details.map(|d| d.trim_context_sec.into())),
+            json(details.map(|d| d.beam_size.into())),
             if meta.full_audio_ctx {
                 "full"
             } else {

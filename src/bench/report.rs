@@ -7,6 +7,7 @@
 use std::fmt;
 
 use super::words::{LanguageSeen, TimedWord, WordTimeError};
+use crate::info::Info;
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -46,7 +47,7 @@ pub struct Meta {
     /// The server the rounds ran against.
     pub server: ServerUnderTest,
     /// The server's /info (of the --url server, or of the first round's child).
-    pub server_info: Option<serde_json::Value>,
+    pub server_info: Option<Info>,
     /// The model as named on the command line (or its default).
     pub model: String,
     /// `--min-chunk-size`, seconds.
@@ -170,7 +171,7 @@ pub struct RoundResult {
     pub verdict: Verdict,
     /// /info at the start of the round.
     #[serde(skip)]
-    pub server_info: Option<serde_json::Value>,
+    pub server_info: Option<Info>,
     /// Every stream, client by client, each client's in the order it sent them.
     pub streams: Vec<StreamResult>,
 }
@@ -181,6 +182,9 @@ pub struct RoundResult {
 pub struct ServerStats {
     /// Seconds each update (one transcription and its commit) took.
     pub update_seconds: Option<Timing>,
+    /// The same, for updates on at most 10 s of audio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_seconds_short_audio: Option<Timing>,
     /// Seconds a stream with new audio waited for a worker.
     pub queue_wait_seconds: Option<Timing>,
     /// Updates cut short by a time budget.

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::client::stream_file;
-use super::error_line;
 use super::progress::{RoundLine, StreamLine};
 use super::report::{GroupStats, RoundResult, Shortfall, StreamResult, Verdict};
 use super::server::{cpu_seconds, server_stats, RemoteServer, ServerProcess};
@@ -19,18 +18,21 @@ use super::stats::delta;
 use super::testset::TestFile;
 use super::workload::Workload;
 use crate::config::{BenchArgs, Scenario};
+use crate::error_line;
 
 /// Client counts `--max-search` tries, in order, until one fails.
 const SEARCH_STEPS: &[usize] = &[1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128];
 
 /// The client count of each round, in order: `--clients`, or with `--max-search` the
-/// [`SEARCH_STEPS`] up to `--max-clients`.
+/// [`SEARCH_STEPS`] from the smallest `--clients` count (1 by default) up to
+/// `--max-clients`.
 pub(super) fn client_counts(args: &BenchArgs) -> Vec<usize> {
     if args.max_search {
+        let from = args.clients.iter().min().map_or(1, |&n| n as usize);
         SEARCH_STEPS
             .iter()
             .copied()
-            .filter(|&n| n <= args.max_clients.max(1))
+            .filter(|&n| n >= from && n <= args.max_clients.max(1))
             .collect()
     } else {
         args.clients.iter().map(|&n| n as usize).collect()

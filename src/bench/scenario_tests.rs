@@ -7,9 +7,8 @@ use super::report::{
     FloorFile, FloorResult, Report, RoundResult, ServerStats, Span, StreamResult, TargetStatus,
     Timing,
 };
-use super::rounds::capacity;
 use super::stats::{aggregate_wer, words_in_silence};
-use super::targets::{check_targets, judged_frame_ms};
+
 use super::tests::{bench_args, synthetic_report, synthetic_round, synthetic_stream};
 use crate::config::Scenario;
 
@@ -67,6 +66,7 @@ fn update_stats(max: f64, cut: u64) -> ServerStats {
             p99: Some(max * 0.9),
             max: Some(max),
         }),
+        update_seconds_short_audio: None,
         queue_wait_seconds: None,
         updates_cut: Some(cut),
     }
@@ -122,11 +122,7 @@ fn pauses_report() -> Report {
             None,
         ),
     ];
-    report.capacity = capacity(&report.rounds, judged_frame_ms(&report.meta.frame_ms));
-    Report {
-        targets: check_targets(&report),
-        ..report
-    }
+    report.judged()
 }
 
 /// The markdown of [`pauses_report`]: the scenario's audio line, the load line, the VAC
@@ -221,24 +217,18 @@ fn statuses(report: &Report) -> Vec<(TargetStatus, &str)> {
         .collect()
 }
 
-fn rechecked(mut report: Report) -> Report {
-    report.capacity = capacity(&report.rounds, judged_frame_ms(&report.meta.frame_ms));
-    report.targets = check_targets(&report);
-    report
-}
-
 #[test]
 fn pauses_targets_apply_only_with_the_voice_activity_controller() {
     let mut report = pauses_report();
     report.meta.vac = Some(false);
-    let report = rechecked(report);
+    let report = report.judged();
     assert!(report.targets.is_empty());
     assert!(report
         .to_string()
         .ends_with("    (no target applies to the pauses scenario with these settings)\n"));
     let mut unknown = pauses_report();
     unknown.meta.vac = None;
-    assert!(rechecked(unknown).targets.is_empty());
+    assert!(unknown.judged().targets.is_empty());
 }
 
 #[test]
@@ -248,7 +238,7 @@ fn pauses_targets_fail_past_their_thresholds() {
     // its latency grows by 1.12 s: it does not keep up, so the capacity is decided too.
     let slow = [(2_000, 1.5), (9_000, 2.0), (22_000, 2.75), (29_000, 3.0)];
     report.rounds[1] = pauses_round(100, vec![pauses_stream(1, &slow, (7, 100))], 0.375, None);
-    let report = rechecked(report);
+    let report = report.judged();
     let failed: Vec<&str> = report
         .targets
         .iter()
@@ -283,7 +273,7 @@ fn the_pauses_capacity_is_judged_once_decided() {
     let capacity_check = |rounds: Vec<RoundResult>| {
         let mut report = pauses_report();
         report.rounds = rounds;
-        let report = rechecked(report);
+        let report = report.judged();
         let check = report.targets.last().unwrap().clone();
         (check.status, check.measured)
     };
@@ -317,7 +307,7 @@ fn the_wer_is_compared_on_the_streams_the_floor_transcribed() {
         .map(|c| pauses_stream(c, &[(2_000, 1.0)], (c * 10, 100)))
         .collect();
     report.rounds = vec![pauses_round(100, streams, 0.25, None)];
-    let report = rechecked(report);
+    let report = report.judged();
     let wer = &report.targets[0];
     // Streaming: (10 + 20) / 200; floor: (5 + 7) / 200.
     assert_eq!(
@@ -353,7 +343,7 @@ fn noise_report(words: &[usize], cpu: f64) -> Report {
         })
         .collect();
     report.rounds = vec![pauses_round(100, streams, cpu, None)];
-    rechecked(report)
+    report.judged()
 }
 
 #[test]
@@ -415,4 +405,40 @@ fn busy_targets_are_listed_with_one_busy_core_on_the_files() {
     assert!(busy
         .to_string()
         .contains("\n- Load: 1 process(es) busy-looping"));
+}
+
+#[test]
+fn short_updates_are_judged_under_any_load_when_the_server_reports_them() {
+    let report = |busy: &str, longest: Option<f64>| {
+        let args = bench_args(&["--busy-cores", busy]);
+        let mut report = synthetic_report(&args, 2);
+        for round in &mut report.rounds {
+            let mut stats = update_stats(3.0, 1);
+            stats.update_seconds_short_audio = longest.map(|max| Timing {
+                count: 20,
+                p50: Some(0.2),
+                p90: Some(0.4),
+                p99: Some(max),
+                max: Some(max),
+            });
+            round.server_stats = Some(stats);
+        }
+        report.judged()
+    };
+    let slow = report("2", Some(2.4));
+    let last = slow.targets.last().unwrap();
+    assert_eq!(
+        (last.status, last.target.as_str(), last.measured.as_str()),
+        (
+            TargetStatus::Missed,
+            "no update on ≤ 10 s of audio longer than 2 s with 2 busy core(s)",
+            "longest 2.40 s"
+        )
+    );
+    let quick = report("1", Some(1.25));
+    assert_eq!(quick.targets.len(), 8);
+    assert_eq!(quick.targets[7].status, TargetStatus::Met);
+    // Not judged on a quiet machine, nor when the server does not say.
+    assert_eq!(report("0", Some(2.4)).targets.len(), 4);
+    assert_eq!(report("2", None).targets.len(), 4);
 }

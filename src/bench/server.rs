@@ -15,6 +15,10 @@ use anyhow::{anyhow, bail, Context};
 
 use super::report::{ServerStats, Timing};
 use crate::config::{BenchArgs, ModelArgs};
+use crate::info::Info;
+use crate::metrics::Percentiles;
+use crate::server::Listening;
+use std::net::SocketAddr;
 
 /// A server at a URL: the WebSocket endpoint and the HTTP address for /info.
 #[derive(Debug, Clone)]
@@ -48,8 +52,8 @@ impl RemoteServer {
         })
     }
 
-    /// GET /info as JSON.
-    pub(super) fn info(&self) -> anyhow::Result<serde_json::Value> {
+    /// GET /info, read as the server wrote it ([`Info`]).
+    pub(super) fn info(&self) -> anyhow::Result<Info> {
         let mut stream = TcpStream::connect(&self.authority)
             .with_context(|| format!("cannot reach {}", self.authority))?;
         let failed = || format!("GET /info from {} failed", self.authority);
@@ -74,25 +78,34 @@ impl RemoteServer {
             .map(|(_, body)| body)
             .ok_or_else(|| anyhow!("malformed /info response from {}", self.authority))?;
         serde_json::from_str(body)
-            .with_context(|| format!("/info from {} is not JSON", self.authority))
+            .with_context(|| format!("/info from {} is not reswhis's", self.authority))
     }
 }
 
 /// The server process's CPU seconds in its /info, when it tells (it needs the API key).
-pub(super) fn cpu_seconds(info: &serde_json::Value) -> Option<f64> {
-    info["stats"]["process_cpu_seconds"].as_f64()
+pub(super) fn cpu_seconds(info: &Info) -> Option<f64> {
+    info.process_cpu_seconds()
 }
 
 /// The update timings in a server's /info (`stats.update_seconds`,
-/// `stats.queue_wait_seconds`, `stats.updates_cut`), each read on its own so that one
-/// missing or malformed leaves the others; `None` when /info has none of them.
-pub(super) fn server_stats(info: &serde_json::Value) -> Option<ServerStats> {
-    let stats = &info["stats"];
-    let timing = |key: &str| serde_json::from_value::<Timing>(stats.get(key)?.clone()).ok();
+/// `stats.queue_wait_seconds`, `stats.updates_cut`); `None` when /info has none of them
+/// (no details, or a server from before they were counted).
+pub(super) fn server_stats(info: &Info) -> Option<ServerStats> {
+    let stats = &info.details.as_ref()?.stats;
+    let timing = |p: &Percentiles| {
+        (p.count > 0).then_some(Timing {
+            count: p.count as u64,
+            p50: p.p50,
+            p90: p.p90,
+            p99: p.p99,
+            max: p.max,
+        })
+    };
     let parsed = ServerStats {
-        update_seconds: timing("update_seconds"),
-        queue_wait_seconds: timing("queue_wait_seconds"),
-        updates_cut: stats["updates_cut"].as_u64(),
+        update_seconds: timing(&stats.update_seconds),
+        update_seconds_short_audio: timing(&stats.update_seconds_short_audio),
+        queue_wait_seconds: timing(&stats.queue_wait_seconds),
+        updates_cut: (stats.updates > 0).then_some(stats.updates_cut),
     };
     (parsed != ServerStats::default()).then_some(parsed)
 }
@@ -134,18 +147,27 @@ impl ServerProcess {
             .env("RUST_LOG", "info,whisper_rs=warn")
             .env_remove("API_KEY")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("cannot start {} serve", exe.display()))?;
         let stderr = child.stderr.take().expect("stderr is piped");
+        let stdout = child.stdout.take().expect("stdout is piped");
         let log = Arc::new(Mutex::new(VecDeque::new()));
-        let (address_tx, address_rx) = crossbeam_channel::bounded(1);
         {
             let log = Arc::clone(&log);
-            std::thread::spawn(move || read_server_log(stderr, &log, address_tx));
+            std::thread::spawn(move || read_server_log(stderr, &log));
         }
-        let address: String = match address_rx.recv_timeout(Duration::from_secs(300)) {
+        // The server's one line on stdout: {"listening":"127.0.0.1:PORT"}.
+        let (address_tx, address_rx) = crossbeam_channel::bounded(1);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(address) = Listening::parse(&line) {
+                    let _ = address_tx.try_send(address);
+                }
+            }
+        });
+        let address: SocketAddr = match address_rx.recv_timeout(Duration::from_secs(300)) {
             Ok(address) => address,
             Err(_) => {
                 let _ = child.kill();
@@ -189,18 +211,10 @@ pub(super) fn server_executable() -> std::io::Result<PathBuf> {
     }
 }
 
-/// Keeps the server's last log lines, passes on its warnings and errors, and sends the
-/// address from "listening on http://ADDR".
-fn read_server_log(
-    stderr: impl Read,
-    log: &Mutex<VecDeque<String>>,
-    address: crossbeam_channel::Sender<String>,
-) {
+/// Keeps the server's last log lines and passes on its warnings and errors.
+fn read_server_log(stderr: impl Read, log: &Mutex<VecDeque<String>>) {
     for line in BufReader::new(stderr).lines() {
         let Ok(line) = line else { break };
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            let _ = address.try_send(rest.split_whitespace().next().unwrap_or("").into());
-        }
         if line.contains(" WARN ") || line.contains(" ERROR ") {
             eprintln!("[server] {line}");
         }
@@ -215,6 +229,7 @@ fn read_server_log(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::Percentiles;
 
     #[test]
     fn urls() {
@@ -230,27 +245,35 @@ mod tests {
 
     #[test]
     fn update_timings_are_read_when_present() {
-        let info = serde_json::json!({"stats": {
-            "process_cpu_seconds": 2.5,
-            "update_seconds": {"count": 40, "p50": 0.25, "p90": 0.5, "p99": 0.75, "max": 1.5},
-            "queue_wait_seconds": {"count": 0, "p50": null, "p90": null, "p99": null,
-                                   "max": null},
-            "updates_cut": 3,
-        }});
+        let mut info = Info::example(true);
+        let details = info.details.as_mut().unwrap();
+        details.stats.update_seconds = Percentiles {
+            count: 40,
+            p50: Some(0.25),
+            p90: Some(0.5),
+            p99: Some(0.75),
+            max: Some(1.5),
+        };
+        details.stats.updates_cut = 3;
         let stats = server_stats(&info).unwrap();
         let update = stats.update_seconds.unwrap();
         assert_eq!(
             (update.count, update.p90, update.max),
             (40, Some(0.5), Some(1.5))
         );
-        assert_eq!(stats.queue_wait_seconds.unwrap().max, None);
+        // No call waited in the queue: nothing to report.
+        assert_eq!(stats.queue_wait_seconds, None);
         assert_eq!(stats.updates_cut, Some(3));
-        // Today's servers report none of them; a malformed one is left out alone.
-        let old = serde_json::json!({"stats": {"process_cpu_seconds": 2.5}});
+        // An older server reports none of them (it reads back with zero counts), and
+        // /info without the details (no API key) tells nothing.
+        let old: Info = serde_json::from_str(
+            r#"{"backend":"whisper.cpp","model_size":"tiny.en","language":"en",
+            "sampling_rate":16000,"minimum_chunk_size":1.0,"voice_activity_controller":false,
+            "use_voice_activity_detection":false,"version":"0.1.0","auth_required":false,
+            "workers":1,"stats":{"process_cpu_seconds":2.5}}"#,
+        )
+        .unwrap();
         assert_eq!(server_stats(&old), None);
-        assert_eq!(server_stats(&serde_json::json!({})), None);
-        let odd = serde_json::json!({"stats": {"update_seconds": "fast", "updates_cut": 0}});
-        let stats = server_stats(&odd).unwrap();
-        assert_eq!((stats.update_seconds, stats.updates_cut), (None, Some(0)));
+        assert_eq!(server_stats(&Info::example(false)), None);
     }
 }

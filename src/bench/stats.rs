@@ -143,16 +143,7 @@ pub(super) fn aggregate_wer(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn arrival(to_ms: u64, latency: f64) -> Arrival {
-        Arrival {
-            from_ms: to_ms.saturating_sub(500),
-            to_ms,
-            arrival: to_ms as f64 / 1000.0 + latency,
-            latency,
-            words: 1,
-        }
-    }
+    use crate::bench::tests::arrival;
 
     #[test]
     fn words_in_silence_are_those_of_messages_outside_the_widened_speech() {

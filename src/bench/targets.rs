@@ -12,6 +12,7 @@
 //! on the same audio: the round's streams of the files the floor transcribed.
 
 use super::report::{FloorResult, Report, RoundResult, TargetCheck, TargetStatus};
+use super::rounds::capacity;
 use super::stats::aggregate_wer;
 use super::table::{number, percent};
 use crate::config::Scenario;
@@ -36,6 +37,8 @@ pub const BUSY_MEAN_LATENCY_SECONDS: f64 = 2.0;
 pub const BUSY_P90_SECONDS: f64 = 3.0;
 /// `files` under load: most p90 latency, in seconds, of the 2-client round.
 pub const BUSY_TWO_CLIENTS_P90_SECONDS: f64 = 3.5;
+/// `files` under any load: the longest an update on at most 10 s of audio may take.
+pub const BUSY_MAX_SHORT_UPDATE_SECONDS: f64 = 2.0;
 
 /// `pauses`: most WER, in percentage points, that streaming may add to the floor's.
 pub const PAUSES_WER_POINTS_OVER_FLOOR: f64 = 1.0;
@@ -122,6 +125,16 @@ impl<'a> Judged<'a> {
     }
 }
 
+impl Report {
+    /// The report with what follows from its rounds: the capacity (judged at the frame
+    /// size [`judged_frame_ms`] picks) and the targets.
+    pub(super) fn judged(mut self) -> Report {
+        self.capacity = capacity(&self.rounds, judged_frame_ms(&self.meta.frame_ms));
+        self.targets = check_targets(&self);
+        self
+    }
+}
+
 /// Checks the targets that apply to the scenario of `report`.
 pub(super) fn check_targets(report: &Report) -> Vec<TargetCheck> {
     let judged = Judged::of(report);
@@ -131,6 +144,9 @@ pub(super) fn check_targets(report: &Report) -> Vec<TargetCheck> {
             let mut checks = files_targets(&judged);
             if meta.busy_cores == BUSY_TARGET_CORES {
                 checks.extend(busy_targets(&judged));
+            }
+            if meta.busy_cores > 0 {
+                checks.extend(short_updates(&judged, meta.busy_cores));
             }
             checks
         }
@@ -202,6 +218,31 @@ fn busy_targets(judged: &Judged) -> Vec<TargetCheck> {
             &under_load,
         ),
     ]
+}
+
+/// No update on at most 10 s of audio longer than [`BUSY_MAX_SHORT_UPDATE_SECONDS`],
+/// over the rounds judged, with `busy_cores` busy-looping; `None` when the server does
+/// not report those updates (an older server).
+fn short_updates(judged: &Judged, busy_cores: u32) -> Option<TargetCheck> {
+    let longest = judged
+        .rounds
+        .iter()
+        .filter_map(|r| {
+            r.server_stats
+                .as_ref()?
+                .update_seconds_short_audio
+                .as_ref()?
+                .max
+        })
+        .reduce(f64::max)?;
+    Some(check(
+        Some(longest <= BUSY_MAX_SHORT_UPDATE_SECONDS),
+        format!(
+            "no update on ≤ 10 s of audio longer than {BUSY_MAX_SHORT_UPDATE_SECONDS} s with \
+             {busy_cores} busy core(s)"
+        ),
+        format!("longest {} s", number(Some(longest), 2)),
+    ))
 }
 
 /// The targets of speech with pauses, for a server with its voice activity controller.

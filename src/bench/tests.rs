@@ -7,18 +7,17 @@
 
 use clap::Parser;
 
-use super::error_line;
 use super::report::{
     Arrival, FloorFile, FloorResult, GroupStats, Meta, Report, RoundResult, ServerUnderTest,
     StreamResult, Verdict,
 };
-use super::rounds::capacity;
 use super::stats::{aggregate_wer, stream_growth};
-use super::targets::check_targets;
 use crate::audio::WavError;
 use crate::config::{BenchArgs, Cli, Command};
+use crate::error_line;
 
-fn arrival(to_ms: u64, latency: f64) -> Arrival {
+/// A one-word message ending at `to_ms` (500 ms long) that arrived `latency` s late.
+pub(super) fn arrival(to_ms: u64, latency: f64) -> Arrival {
     Arrival {
         from_ms: to_ms.saturating_sub(500),
         to_ms,
@@ -175,16 +174,26 @@ pub(super) fn synthetic_report(args: &BenchArgs, second_round_clients: usize) ->
             .url
             .clone()
             .map_or(ServerUnderTest::Child, ServerUnderTest::Remote),
-        server_info: Some(serde_json::json!({
-            "model_size": "tiny.en",
-            "workers": 2,
-            "threads_per_worker": 4,
-            "minimum_chunk_size": 1.0,
-            "buffer_trimming_sec": 6.0,
-            "trim_context_sec": 3.0,
-            "beam_size": 1,
-            "stats": {"process_cpu_seconds": 1.5},
-        })),
+        server_info: Some(
+            serde_json::from_value(serde_json::json!({
+                "backend": "whisper.cpp",
+                "model_size": "tiny.en",
+                "language": "en",
+                "sampling_rate": 16000,
+                "minimum_chunk_size": 1.0,
+                "voice_activity_controller": false,
+                "use_voice_activity_detection": false,
+                "version": "0.1.0",
+                "auth_required": false,
+                "workers": 2,
+                "threads_per_worker": 4,
+                "buffer_trimming_sec": 6.0,
+                "trim_context_sec": 3.0,
+                "beam_size": 1,
+                "stats": {"process_cpu_seconds": 1.5},
+            }))
+            .expect("an /info document"),
+        ),
         model: "tiny.en".into(),
         min_chunk_size: 1.0,
         beam_size: 1,
@@ -201,17 +210,14 @@ pub(super) fn synthetic_report(args: &BenchArgs, second_round_clients: usize) ->
         latency_limit: args.latency_limit,
         growth_limit: args.growth_limit,
     };
-    let report = Report {
+    Report {
         meta,
         floors,
-        capacity: capacity(&rounds, 100),
+        capacity: None,
         targets: Vec::new(),
         rounds,
-    };
-    Report {
-        targets: check_targets(&report),
-        ..report
     }
+    .judged()
 }
 
 /// The report of [`synthetic_report`] as `render_markdown` wrote it before the
@@ -301,10 +307,7 @@ fn remote_report(args: &BenchArgs) -> Report {
     report.meta.git_commit = None;
     report.meta.cpu_model = None;
     report.meta.server_info = None;
-    Report {
-        targets: check_targets(&report),
-        ..report
-    }
+    report.judged()
 }
 
 /// The snapshots are of a run against a server without VAC (they predate it).
@@ -356,4 +359,28 @@ fn an_error_line_holds_each_cause_once() {
     assert!(format!("{error:#}").ends_with("gone: gone"), "{error:#}");
     let plain = anyhow::anyhow!("no test audio in x");
     assert_eq!(error_line(&plain), "no test audio in x");
+}
+
+#[test]
+fn max_search_starts_at_the_smallest_client_count() {
+    use super::rounds::client_counts;
+    assert_eq!(
+        client_counts(&bench_args(&["--max-search", "--max-clients", "8"])),
+        [1, 2, 3, 4, 6, 8]
+    );
+    assert_eq!(
+        client_counts(&bench_args(&[
+            "--max-search",
+            "--clients",
+            "8",
+            "--max-clients",
+            "40"
+        ])),
+        [8, 12, 16, 24, 32]
+    );
+    assert_eq!(
+        client_counts(&bench_args(&["--clients", "4,1,2"])),
+        [4, 1, 2],
+        "without --max-search the list is taken as given"
+    );
 }

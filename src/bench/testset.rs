@@ -112,8 +112,8 @@ pub(super) fn score(file: &TestFile, transcript: &str) -> Option<(usize, usize)>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::error_line;
     use crate::config::{Cli, Command};
+    use crate::error_line;
     use clap::Parser;
 
     #[test]

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [input, output] = args.as_slice() else {
@@ -12,14 +14,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let (input, output) = (PathBuf::from(input), PathBuf::from(output));
-    match reswhis::convert::convert_ct2_dir(&input, &output) {
-        Ok(report) => {
-            println!("{report}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("ct2-to-ggml: converting {}: {e}", input.display());
-            ExitCode::FAILURE
-        }
-    }
+    let converted = reswhis::convert::convert_ct2_dir(&input, &output)
+        .with_context(|| format!("converting {}", input.display()));
+    reswhis::convert::exit_with("ct2-to-ggml", converted)
 }

@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
+
 use reswhis::convert::silero::{convert_silero_onnx, DEFAULT_VERSION};
 
 fn main() -> ExitCode {
@@ -20,16 +22,9 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let (input, output) = (PathBuf::from(input), PathBuf::from(output));
-    match convert_silero_onnx(&input, &output, version) {
-        Ok(report) => {
-            println!("{report}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("silero-to-ggml: converting {}: {e}", input.display());
-            ExitCode::FAILURE
-        }
-    }
+    let converted = convert_silero_onnx(&input, &output, version)
+        .with_context(|| format!("converting {}", input.display()));
+    reswhis::convert::exit_with("silero-to-ggml", converted)
 }
 
 fn parse_version(text: &str) -> Option<[i32; 3]> {

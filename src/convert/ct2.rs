@@ -24,15 +24,22 @@ pub const SUPPORTED_VERSIONS: &[u32] = &[6];
 /// Element type of a CTranslate2 variable (the `dtype` byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DType {
+    /// 32-bit float (id 0).
     F32,
+    /// 8-bit integer (id 1).
     I8,
+    /// 16-bit integer (id 2).
     I16,
+    /// 32-bit integer (id 3).
     I32,
+    /// IEEE half float (id 4).
     F16,
+    /// bfloat16 (id 5).
     BF16,
 }
 
 impl DType {
+    /// The type of a `dtype` byte; `None` for an unknown one.
     pub fn from_id(id: u8) -> Option<DType> {
         Some(match id {
             0 => DType::F32,
@@ -45,6 +52,7 @@ impl DType {
         })
     }
 
+    /// The `dtype` byte.
     pub fn id(self) -> u8 {
         match self {
             DType::F32 => 0,
@@ -56,6 +64,7 @@ impl DType {
         }
     }
 
+    /// Bytes per element.
     pub fn size(self) -> usize {
         match self {
             DType::I8 => 1,
@@ -64,6 +73,7 @@ impl DType {
         }
     }
 
+    /// Whether it is a floating-point type.
     pub fn is_float(self) -> bool {
         matches!(self, DType::F32 | DType::F16 | DType::BF16)
     }
@@ -72,17 +82,21 @@ impl DType {
 /// One named tensor (or scalar, with an empty shape) of the model.
 #[derive(Debug, Clone)]
 pub struct Variable {
+    /// Dimensions, outermost first (empty for a scalar).
     pub shape: Vec<usize>,
+    /// Element type.
     pub dtype: DType,
     /// Raw little-endian element bytes.
     pub data: Vec<u8>,
 }
 
 impl Variable {
+    /// Number of elements (1 for a scalar).
     pub fn len(&self) -> usize {
         self.shape.iter().product()
     }
 
+    /// Whether it has no elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -134,9 +148,13 @@ impl Variable {
 /// A parsed CTranslate2 model: its header and all variables by name.
 #[derive(Debug, Clone)]
 pub struct Ct2Model {
+    /// Binary format version.
     pub version: u32,
+    /// Model spec name (`WhisperSpec`).
     pub spec: String,
+    /// Spec revision.
     pub revision: u32,
+    /// Variables by name.
     pub variables: BTreeMap<String, Variable>,
     /// alias name -> target name
     pub aliases: BTreeMap<String, String>,
@@ -332,9 +350,10 @@ impl Ct2Model {
     }
 }
 
-/// Build a `model.bin` image (used by the tests to make synthetic models).
-#[cfg(test)]
-pub(crate) fn write_model(
+/// A `model.bin` image of CTranslate2 binary `version` holding `vars` (name, shape, type,
+/// raw little-endian bytes) and `aliases` (alias, target): what [`Ct2Model::parse`]
+/// reads, for tests that make synthetic models.
+pub fn write_model(
     version: u32,
     vars: &[(&str, &[usize], DType, Vec<u8>)],
     aliases: &[(&str, &str)],

@@ -22,6 +22,7 @@ use serde_json::Value;
 use super::ct2::Ct2Model;
 use super::ConvertError;
 
+/// `ggml` in the first four bytes of a whisper.cpp model, read as a little-endian u32.
 pub const GGML_MAGIC: u32 = 0x6767_6d6c;
 /// `ftype` 1: big matrices in f16 (GGML_FTYPE_MOSTLY_F16).
 pub const FTYPE_F16: i32 = 1;
@@ -31,28 +32,46 @@ pub const WHISPER_AUDIO_CTX: usize = 1500;
 /// Model hyper-parameters in the order whisper.cpp reads them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hparams {
+    /// Vocabulary size.
     pub n_vocab: i32,
+    /// Encoder positions (1500).
     pub n_audio_ctx: i32,
+    /// Encoder width.
     pub n_audio_state: i32,
+    /// Encoder attention heads.
     pub n_audio_head: i32,
+    /// Encoder layers.
     pub n_audio_layer: i32,
+    /// Decoder positions (448).
     pub n_text_ctx: i32,
+    /// Decoder width.
     pub n_text_state: i32,
+    /// Decoder attention heads.
     pub n_text_head: i32,
+    /// Decoder layers.
     pub n_text_layer: i32,
+    /// Mel bands (80, or 128 for large-v3).
     pub n_mels: i32,
+    /// Storage type of the big matrices (see [`FTYPE_F16`]).
     pub ftype: i32,
 }
 
-/// Sanity limits on the hyper-parameters (whisper large-v3 has 128 mels, state 1280,
-/// 32 layers, 20 heads, 51866 tokens and contexts 1500 / 448). They keep a crafted
-/// `model.bin` from sizing allocations (the mel filterbank, the tensor plan) or wrapping
-/// the `i32` fields of the ggml header.
+// Sanity limits on the hyper-parameters (whisper large-v3 has 128 mels, state 1280,
+// 32 layers, 20 heads, 51866 tokens and contexts 1500 / 448). They keep a crafted
+// `model.bin` from sizing allocations (the mel filterbank, the tensor plan) or wrapping
+// the `i32` fields of the ggml header.
+
+/// Most mel bands.
 pub const MAX_MELS: usize = 512;
+/// Most model width.
 pub const MAX_STATE: usize = 8192;
+/// Most layers.
 pub const MAX_LAYERS: usize = 128;
+/// Most attention heads.
 pub const MAX_HEADS: usize = 128;
+/// Most tokens.
 pub const MAX_VOCAB: usize = 1_000_000;
+/// Most positions.
 pub const MAX_CTX: usize = 100_000;
 
 impl Hparams {
@@ -233,7 +252,9 @@ fn num_heads(
 /// Element type of a written tensor (ggml's `ttype`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TensorType {
+    /// 32-bit float.
     F32 = 0,
+    /// 16-bit float.
     F16 = 1,
 }
 
@@ -245,8 +266,11 @@ pub enum Source {
     /// Slice `index` of `parts` equal slices along the first dimension of a fused
     /// variable (CTranslate2 fuses self-attention Q,K,V and cross-attention K,V).
     Part {
+        /// The fused variable.
         var: String,
+        /// Which slice, from 0.
         index: usize,
+        /// How many equal slices the variable holds.
         parts: usize,
     },
     /// Whisper's sinusoidal encoder positions, for models that omit them.
@@ -256,10 +280,13 @@ pub enum Source {
 /// One tensor of the output file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedTensor {
+    /// Its name in whisper.cpp's file.
     pub name: String,
+    /// Where its values come from.
     pub source: Source,
     /// Row-major shape (the written ggml dims are this reversed).
     pub shape: Vec<usize>,
+    /// How it is stored.
     pub ttype: TensorType,
 }
 
@@ -447,14 +474,17 @@ pub fn materialize(model: &Ct2Model, t: &PlannedTensor) -> Result<Vec<f32>, Conv
 /// A writer that counts the bytes it has written.
 pub struct CountingWriter<W> {
     inner: W,
+    /// Bytes written so far.
     pub bytes: u64,
 }
 
 impl<W: Write> CountingWriter<W> {
+    /// Wraps `inner`, at 0 bytes.
     pub fn new(inner: W) -> Self {
         CountingWriter { inner, bytes: 0 }
     }
 
+    /// The writer wrapped.
     pub fn into_inner(self) -> W {
         self.inner
     }
@@ -472,6 +502,7 @@ impl<W: Write> Write for CountingWriter<W> {
     }
 }
 
+/// Writes the file's head: magic, hyper-parameters, mel filterbank and vocabulary.
 pub fn write_header(
     w: &mut impl Write,
     hp: &Hparams,
@@ -497,6 +528,7 @@ pub fn write_header(
     Ok(())
 }
 
+/// Writes one tensor: its dimensions (innermost first), name and data in its type.
 pub fn write_tensor(w: &mut impl Write, t: &PlannedTensor, data: &[f32]) -> std::io::Result<()> {
     w.write_all(&(t.shape.len() as i32).to_le_bytes())?;
     w.write_all(&(t.name.len() as i32).to_le_bytes())?;

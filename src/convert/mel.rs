@@ -11,6 +11,7 @@ fn log_step() -> f64 {
     6.4f64.ln() / 27.0
 }
 
+/// Hertz to mel on the Slaney scale (librosa's default, as Whisper uses it).
 pub fn hz_to_mel(hz: f64) -> f64 {
     if hz >= MIN_LOG_HZ {
         MIN_LOG_MEL + (hz / MIN_LOG_HZ).ln() / log_step()
@@ -19,6 +20,7 @@ pub fn hz_to_mel(hz: f64) -> f64 {
     }
 }
 
+/// Mel on the Slaney scale to hertz.
 pub fn mel_to_hz(mel: f64) -> f64 {
     if mel >= MIN_LOG_MEL {
         MIN_LOG_HZ * (log_step() * (mel - MIN_LOG_MEL)).exp()

@@ -32,16 +32,21 @@ pub use ggml::Hparams;
 
 /// Whisper's audio front end: 16 kHz, 400-sample (25 ms) FFT windows.
 pub const SAMPLE_RATE: u32 = 16_000;
+/// FFT window, in samples.
 pub const N_FFT: usize = 400;
 
+/// Why a model cannot be converted.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // the fields are named in each variant's doc and message
 pub enum ConvertError {
+    /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+    /// The input ends too early.
     #[error("model.bin is truncated: reading {what} at byte {offset} needs {needed} bytes, only {available} left")]
     Truncated {
         what: String,
@@ -49,32 +54,42 @@ pub enum ConvertError {
         needed: u64,
         available: u64,
     },
+    /// A CTranslate2 format version this converter does not read.
     #[error("unsupported CTranslate2 binary version {version} (supported: {supported:?})")]
     UnsupportedVersion { version: u32, supported: Vec<u32> },
+    /// A CTranslate2 model of something other than Whisper.
     #[error("not a Whisper model: CTranslate2 spec is '{spec}', expected 'WhisperSpec'")]
     NotWhisper { spec: String },
+    /// A variable the model needs is absent.
     #[error("missing variable '{0}' in model.bin")]
     MissingVariable(String),
+    /// A variable of an unknown element type.
     #[error("variable '{name}' has unknown dtype {dtype} (known: 0 f32, 1 int8, 2 int16, 3 int32, 4 f16, 5 bf16)")]
     UnknownDtype { name: String, dtype: u8 },
+    /// A variable of the wrong shape.
     #[error("variable '{name}' has shape {found:?}, expected {expected:?}")]
     ShapeMismatch {
         name: String,
         expected: Vec<usize>,
         found: Vec<usize>,
     },
+    /// A shape whose element count does not fit in memory.
     #[error("variable '{name}' has shape {shape:?}, whose size overflows")]
     SizeOverflow { name: String, shape: Vec<usize> },
+    /// A hyper-parameter beyond the sanity limits.
     #[error("implausible hyper-parameter {name} = {value}: {reason}")]
     Hparam {
         name: String,
         value: u64,
         reason: String,
     },
+    /// A file that does not follow its format.
     #[error("malformed {what}: {reason}")]
     Format { what: String, reason: String },
+    /// The vocabulary does not fit the model.
     #[error("vocabulary.txt: {0}")]
     Vocabulary(String),
+    /// A JSON configuration file that does not parse.
     #[error("{}: invalid JSON: {source}", path.display())]
     Config {
         path: PathBuf,
@@ -86,14 +101,19 @@ pub enum ConvertError {
 /// What a conversion produced.
 #[derive(Debug, Clone)]
 pub struct ConvertReport {
+    /// The output's hyper-parameters.
     pub hparams: Hparams,
     /// CTranslate2 binary version and spec revision of the input.
     pub ct2_version: u32,
+    /// Spec revision of the input.
     pub ct2_revision: u32,
     /// Number of regular tokens written (whisper.cpp adds the special ones).
     pub n_tokens: usize,
+    /// Tensors written.
     pub n_tensors: usize,
+    /// Size of the output file.
     pub bytes_written: u64,
+    /// Where the output was written.
     pub output: PathBuf,
 }
 
@@ -158,7 +178,9 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ConvertError + '_ {
 /// An error of a conversion step: the input's, or the writer's (an I/O error on the
 /// temporary file).
 pub enum WriteError {
+    /// The input is at fault.
     Convert(ConvertError),
+    /// Writing failed.
     Io(std::io::Error),
 }
 
@@ -263,6 +285,21 @@ pub fn convert_ct2_dir(input_dir: &Path, output: &Path) -> Result<ConvertReport,
         bytes_written,
         output: output.to_path_buf(),
     })
+}
+
+/// How a converter's command line ends: the report on stdout and success, or the error
+/// (with its causes, on one line, after the tool's name) on stderr and failure.
+pub fn exit_with(tool: &str, result: anyhow::Result<impl fmt::Display>) -> std::process::ExitCode {
+    match result {
+        Ok(report) => {
+            println!("{report}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{tool}: {}", crate::error_line(&error));
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 #[cfg(test)]

@@ -15,9 +15,11 @@ const FLOAT: i32 = 1;
 /// A float tensor stored in the graph.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Initializer {
+    /// Its name in the graph.
     pub name: String,
     /// Dimensions, outermost first (as ONNX and PyTorch list them).
     pub dims: Vec<usize>,
+    /// The values, row-major.
     pub data: Vec<f32>,
 }
 

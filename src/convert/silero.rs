@@ -23,8 +23,11 @@ pub const DEFAULT_VERSION: [i32; 3] = [6, 2, 0];
 /// What a conversion produced.
 #[derive(Debug, Clone)]
 pub struct SileroReport {
+    /// Where the file was written.
     pub output: PathBuf,
+    /// Its size.
     pub bytes_written: u64,
+    /// The version written into its header.
     pub version: [i32; 3],
 }
 

@@ -30,6 +30,7 @@ pub struct Deadline {
 }
 
 impl Deadline {
+    /// A deadline `budget` from now. `slow_polls` makes every poll wait first (tests only).
     pub fn new(budget: Duration, slow_polls: Option<Duration>) -> Deadline {
         Deadline {
             at: Instant::now() + budget,
@@ -76,6 +77,7 @@ pub struct LoopGuard {
 }
 
 impl LoopGuard {
+    /// A guard for a vocabulary of `n_vocab` tokens whose end-of-text token is `eot`.
     pub fn new(eot: i32, n_vocab: usize) -> LoopGuard {
         LoopGuard {
             eot,

@@ -13,10 +13,10 @@ use whisper_rs::{
 
 mod annotations;
 pub mod guards;
+mod logging;
 
 pub use annotations::drop_annotations;
 
-use crate::audio::SAMPLE_RATE;
 use crate::vad::filter::{FilterConfig, Filtered};
 use crate::vad::{Silero, SileroModel};
 use guards::{Deadline, LoopGuard};
@@ -26,41 +26,53 @@ use guards::{Deadline, LoopGuard};
 /// words gives the transcript.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Word {
+    /// Start, in seconds.
     pub start: f64,
+    /// End, in seconds.
     pub end: f64,
+    /// The word as Whisper wrote it, leading space included.
     pub text: String,
 }
 
 /// The result of transcribing one buffer.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Transcript {
+    /// The words, in order.
     pub words: Vec<Word>,
     /// End time (seconds) of every segment Whisper produced, in order.
     pub segment_ends: Vec<f64>,
 }
 
 impl Transcript {
+    /// The words joined: the transcript's text.
     pub fn text(&self) -> String {
         self.words.iter().map(|w| w.text.as_str()).collect()
     }
 }
 
+/// Why a model cannot be loaded or run.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // the fields are named in each variant's doc and message
 pub enum EngineError {
+    /// No model file where the name or path points.
     #[error(
         "model file {path} not found; get it with `./models/fetch.sh {name}` \
          (or pass --model with the path of a ggml Whisper model)"
     )]
     ModelMissing { path: PathBuf, name: String },
+    /// The file exists but whisper.cpp cannot load it.
     #[error(
         "model file {path} could not be loaded by whisper.cpp (corrupt, truncated or not a \
          ggml Whisper model); delete it and run `./models/fetch.sh {name}` again"
     )]
     ModelInvalid { path: PathBuf, name: String },
+    /// The language code is not one of Whisper's.
     #[error("language {0:?} is not one Whisper knows (use a code such as en, de, fr, or auto)")]
     UnknownLanguage(String),
+    /// A language other than English was asked of an English-only model.
     #[error("language {language:?} needs a multilingual model, but {model} is English-only")]
     EnglishOnlyModel { language: String, model: String },
+    /// whisper.cpp reported an error.
     #[error("whisper.cpp failed: {0}")]
     Whisper(#[from] whisper_rs::WhisperError),
 }
@@ -99,9 +111,53 @@ pub struct DecodeOptions {
     pub language: Option<String>,
     /// 1 means greedy decoding.
     pub beam_size: u32,
+    /// Threads whisper.cpp uses for one call.
     pub threads: u32,
     /// Run the encoder on just the audio present instead of the padded 30 s window.
     pub fit_audio_ctx: bool,
+}
+
+/// The description of the device whisper.cpp computes on, and whether it is a GPU: with
+/// the GPU, the first GPU ggml registered (whisper.cpp's default `gpu_device` 0); else,
+/// or when there is none (a CUDA build on a machine without a GPU falls back to the
+/// CPU), the CPU.
+fn compute_device(use_gpu: bool) -> (String, bool) {
+    use whisper_rs::whisper_rs_sys as sys;
+    let wanted: &[sys::ggml_backend_dev_type] = if use_gpu {
+        &[
+            sys::ggml_backend_dev_type_GGML_BACKEND_DEVICE_TYPE_GPU,
+            sys::ggml_backend_dev_type_GGML_BACKEND_DEVICE_TYPE_IGPU,
+        ]
+    } else {
+        &[]
+    };
+    let mut cpu = None;
+    // SAFETY: ggml's device registry is built on first use and lives as long as the
+    // process; device handles and their descriptions (NUL-terminated) are owned by it.
+    unsafe {
+        for index in 0..sys::ggml_backend_dev_count() {
+            let device = sys::ggml_backend_dev_get(index);
+            let kind = sys::ggml_backend_dev_type(device);
+            let text = sys::ggml_backend_dev_description(device);
+            if device.is_null() || text.is_null() {
+                continue;
+            }
+            let description = std::ffi::CStr::from_ptr(text)
+                .to_string_lossy()
+                .trim()
+                .to_string();
+            if wanted.contains(&kind) {
+                return (description, true);
+            }
+            if kind == sys::ggml_backend_dev_type_GGML_BACKEND_DEVICE_TYPE_CPU && cpu.is_none() {
+                cpu = Some(description);
+            }
+        }
+    }
+    let cpu = cpu
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "CPU".into());
+    (cpu, false)
 }
 
 /// Resolves `--model`: a path to a file, or a name such as `tiny.en` looked up as
@@ -121,6 +177,10 @@ pub struct Engine {
     options: DecodeOptions,
     model_path: PathBuf,
     multilingual: bool,
+    /// What the model runs on, as ggml describes it.
+    device: String,
+    /// Whether that is a GPU.
+    on_gpu: bool,
     /// Silero, when each transcription is VAD-filtered (`--vad`).
     vad_filter: Option<Arc<SileroModel>>,
 }
@@ -133,7 +193,7 @@ impl Engine {
         use_gpu: bool,
         options: DecodeOptions,
     ) -> Result<Engine, EngineError> {
-        whisper_rs::install_logging_hooks();
+        logging::install();
         if !path.is_file() {
             return Err(EngineError::ModelMissing {
                 path: path.to_path_buf(),
@@ -156,6 +216,7 @@ impl Engine {
             }
         })?;
         let multilingual = context.is_multilingual();
+        let (device, on_gpu) = compute_device(use_gpu);
         if let Some(language) = &options.language {
             check_language(language, multilingual, &path.display().to_string())?;
         }
@@ -164,8 +225,21 @@ impl Engine {
             options,
             model_path: path.to_path_buf(),
             multilingual,
+            device,
+            on_gpu,
             vad_filter: None,
         })
+    }
+
+    /// The device the model runs on: the GPU's name ("NVIDIA H100 80GB HBM3") when the
+    /// GPU is used, else the CPU's ("AMD EPYC 7B13"), as ggml's device registry gives it.
+    pub fn device(&self) -> &str {
+        &self.device
+    }
+
+    /// Whether the model runs on a GPU (asked for, built with it, and one was found).
+    pub fn on_gpu(&self) -> bool {
+        self.on_gpu
     }
 
     /// Filters every transcription with this Silero model (`--vad`).
@@ -174,6 +248,7 @@ impl Engine {
         self
     }
 
+    /// The model file loaded.
     pub fn model_path(&self) -> &Path {
         &self.model_path
     }
@@ -221,6 +296,7 @@ impl Engine {
         self.multilingual
     }
 
+    /// The decoding options every call starts from.
     pub fn options(&self) -> &DecodeOptions {
         &self.options
     }
@@ -363,7 +439,7 @@ impl Transcriber {
         // Temperature fallback re-decodes a window up to five times; in streaming the next
         // update sees the audio again anyway, so one pass is the better trade.
         params.set_temperature_inc(0.0);
-        let duration = audio.len() as f64 / SAMPLE_RATE as f64;
+        let duration = crate::audio::seconds(audio.len());
         if self.options.fit_audio_ctx && duration < 30.0 {
             // whisper.cpp needs a little slack past the audio for its timestamp tokens.
             let frames = ((duration + 1.0) * AUDIO_CTX_PER_SECOND).ceil() as i32;

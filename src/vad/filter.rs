@@ -14,10 +14,15 @@ use super::{Silero, WINDOW};
 /// Segmenting parameters, in samples.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FilterConfig {
+    /// Probability from which a window counts as speech.
     pub threshold: f32,
+    /// Probability below which speech counts as over.
     pub neg_threshold: f32,
+    /// Shortest speech kept, in samples.
     pub min_speech: usize,
+    /// Silence, in samples, that ends a stretch of speech.
     pub min_silence: usize,
+    /// Samples kept around each stretch of speech.
     pub pad: usize,
 }
 
@@ -88,6 +93,7 @@ pub fn speech_segments(
 /// A buffer with its non-speech cut out, and the way back to the buffer's times.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Filtered {
+    /// The speech, joined.
     pub audio: Vec<f32>,
     /// (start in `audio`, start in the original, length), in samples, in order.
     chunks: Vec<(usize, usize, usize)>,

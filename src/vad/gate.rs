@@ -70,8 +70,11 @@ pub enum GateEvent {
     /// its first sample; `voiced` tells whether it holds speech (false for the windows of
     /// a pause, which need no transcription of their own).
     Audio {
+        /// Stream index of the first sample.
         at: u64,
+        /// The audio, 16 kHz mono.
         samples: Vec<f32>,
+        /// Whether it holds speech.
         voiced: bool,
     },
     /// The utterance ended: everything pending can be committed.
@@ -107,6 +110,7 @@ pub struct Gate {
 }
 
 impl Gate {
+    /// A controller in silence.
     pub fn new(config: GateConfig) -> Gate {
         Gate {
             preroll: VecDeque::with_capacity(config.pad_before + config.min_speech + WINDOW),

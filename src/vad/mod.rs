@@ -26,6 +26,7 @@ pub struct VoiceController {
 }
 
 impl VoiceController {
+    /// A controller sharing `model`, with fresh Silero state.
     pub fn new(model: Arc<SileroModel>, config: GateConfig) -> VoiceController {
         VoiceController {
             silero: Silero::new(model),

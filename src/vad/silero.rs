@@ -56,7 +56,9 @@ pub const ENCODER: [(usize, usize, usize, usize); 4] = [
 /// Element type of a tensor in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precision {
+    /// 32-bit floats.
     F32,
+    /// 16-bit floats.
     F16,
 }
 
@@ -64,8 +66,11 @@ pub enum Precision {
 /// its row-major shape as written (squeezed, but for the STFT basis) and its type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TensorSpec {
+    /// Its name in the file.
     pub name: &'static str,
+    /// Its row-major shape.
     pub shape: &'static [usize],
+    /// Its element type.
     pub precision: Precision,
 }
 
@@ -127,18 +132,23 @@ pub fn header_fields(version: [i32; 3]) -> Vec<i32> {
     fields
 }
 
+/// Why a Silero model cannot be loaded.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // the fields are named in each variant's doc and message
 pub enum SileroError {
+    /// No file where the name or path points.
     #[error(
         "VAD model {path} not found; get it with `./models/fetch.sh silero-vad` (or pass \
          --vad-model with the path of whisper.cpp's ggml-silero-v6.2.0.bin)"
     )]
     Missing { path: PathBuf },
+    /// The file cannot be read.
     #[error("cannot read VAD model {path}: {source}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The file is not whisper.cpp's Silero format.
     #[error(
         "{path} is not a Silero VAD model in whisper.cpp's format ({reason}); delete it and \
          run `./models/fetch.sh silero-vad` again"
@@ -326,6 +336,7 @@ struct Scratch {
 }
 
 impl Silero {
+    /// A detector with fresh state, sharing `model`.
     pub fn new(model: Arc<SileroModel>) -> Silero {
         Silero {
             model,

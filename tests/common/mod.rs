@@ -1,16 +1,54 @@
 //! Shared by the integration tests: start the real `reswhis` binary on an ephemeral
 //! port with the real tiny.en model, talk to it over real sockets.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
+
+mod checks;
+mod client;
+
+pub use checks::*;
+pub use client::*;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tungstenite::stream::MaybeTlsStream;
-use tungstenite::{Message, WebSocket};
+/// Bytes of one second of 16 kHz s16le audio.
+pub const SECOND: usize = reswhis::audio::BYTES_PER_SECOND;
+/// Bytes of 100 ms: the frame most clients send.
+pub const FRAME_100MS: usize = SECOND / 10;
+
+/// Held for the whole of a test: the tests of one file take turns, so that one server
+/// at a time loads the machine (each test file is its own process).
+pub fn serial() -> MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Where `nginx` is installed, if it is (PATH, then the usual sbin directories).
+pub fn nginx_binary() -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(["/usr/sbin".into(), "/usr/local/sbin".into(), "/sbin".into()])
+        .map(|dir| dir.join("nginx"))
+        .find(|path| path.is_file())
+}
+
+/// A new, empty directory under the system's temporary directory, named after `prefix`,
+/// this process and the time (the caller removes it).
+pub fn unique_temp_dir(prefix: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
 
 pub fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -22,12 +60,28 @@ pub fn shared_audio(name: &str) -> PathBuf {
 
 /// The model the tests use: `RESWHIS_TEST_MODEL` or `models/ggml-tiny.en.bin`.
 pub fn model_path() -> PathBuf {
-    let path = std::env::var_os("RESWHIS_TEST_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest_dir().join("models/ggml-tiny.en.bin"));
+    match std::env::var_os("RESWHIS_TEST_MODEL") {
+        Some(path) => existing_model(PathBuf::from(path), "tiny.en"),
+        None => repository_model("tiny.en"),
+    }
+}
+
+/// `models/ggml-NAME.bin` of the repository, which must be there (`silero-v6.2.0` is
+/// fetched as `silero-vad`).
+pub fn repository_model(name: &str) -> PathBuf {
+    existing_model(manifest_dir().join(format!("models/ggml-{name}.bin")), name)
+}
+
+fn existing_model(path: PathBuf, name: &str) -> PathBuf {
+    let fetch = if name.starts_with("silero") {
+        "silero-vad"
+    } else {
+        name
+    };
     assert!(
         path.is_file(),
-        "model {} not found: run `./models/fetch.sh tiny.en` from the repository root",
+        "model {} not found: run `./models/fetch.sh {fetch}` from the repository root \
+         (scripts/test-deps.sh does)",
         path.display()
     );
     path
@@ -51,51 +105,57 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts `reswhis` with tiny.en on port 0 plus `extra` arguments, and waits until
-    /// it listens.
+    /// Starts `reswhis` with tiny.en (unless `extra` names a `--model`) on port 0 plus
+    /// `extra` arguments, and waits until it listens.
     pub fn start(extra: &[&str]) -> TestServer {
         Self::start_on(0, extra)
     }
 
     /// Like [`TestServer::start`], on `port`.
     pub fn start_on(port: u16, extra: &[&str]) -> TestServer {
+        let model = model_path();
+        let model = match extra.contains(&"--model") {
+            true => vec![],
+            false => vec!["--model", model.to_str().expect("a UTF-8 path")],
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_reswhis"))
-            .arg("--model")
-            .arg(model_path())
+            .args(model)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(extra)
             .env("RUST_LOG", "info,whisper_rs=warn")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("starting reswhis");
         let stderr = child.stderr.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         {
             let log = Arc::clone(&log);
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines() {
                     let Ok(line) = line else { break };
-                    if let Some(rest) = line.split("listening on http://").nth(1) {
-                        let addr = rest.split_whitespace().next().unwrap_or("").to_string();
-                        let _ = addr_tx.send(addr);
-                    }
                     let mut log = log.lock().unwrap();
                     log.push_str(&line);
                     log.push('\n');
                 }
             });
         }
+        // The server says where it listens in one JSON line on stdout.
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = reswhis::server::Listening::parse(&line) {
+                    let _ = addr_tx.send(addr);
+                }
+            }
+        });
         let addr = addr_rx
             .recv_timeout(Duration::from_secs(120))
             .unwrap_or_else(|_| panic!("server did not start; log:\n{}", log.lock().unwrap()));
-        TestServer {
-            child,
-            addr: addr.parse().expect("listening address"),
-            log,
-        }
+        TestServer { child, addr, log }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -178,144 +238,6 @@ pub fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16,
     (status, body)
 }
 
-pub type Client = WebSocket<MaybeTlsStream<TcpStream>>;
-
-pub fn connect(url: &str) -> Client {
-    let (socket, _) = tungstenite::connect(url).expect("WebSocket connect");
-    if let MaybeTlsStream::Plain(stream) = socket.get_ref() {
-        stream
-            .set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-    }
-    socket
-}
-
-/// What a client saw in a session.
-#[derive(Debug, Default, Clone)]
-pub struct Received {
-    /// Committed pieces: (from ms, to ms, content, seconds since the session started).
-    pub committed: Vec<(u64, u64, String, f64)>,
-    pub errors: Vec<String>,
-    pub done: bool,
-    /// Close code and reason, if the server closed.
-    pub close: Option<(u16, String)>,
-    pub interim: usize,
-}
-
-impl Received {
-    pub fn transcript(&self) -> String {
-        self.committed.iter().map(|c| c.2.as_str()).collect()
-    }
-
-    fn take(&mut self, message: Message, started: Instant) {
-        match message {
-            Message::Text(text) => {
-                let value: serde_json::Value =
-                    serde_json::from_str(text.as_str()).expect("server sends JSON");
-                match value.get("type").and_then(|t| t.as_str()) {
-                    None => self.committed.push((
-                        value["from"].as_u64().expect("from"),
-                        value["to"].as_u64().expect("to"),
-                        value["content"].as_str().expect("content").to_string(),
-                        started.elapsed().as_secs_f64(),
-                    )),
-                    Some("done") => self.done = true,
-                    Some("error") => self.errors.push(value["message"].as_str().unwrap().into()),
-                    Some("interim") => self.interim += 1,
-                    Some(other) => panic!("unexpected message type {other}"),
-                }
-            }
-            Message::Close(frame) => {
-                self.close = Some(
-                    frame
-                        .map(|f| (u16::from(f.code), f.reason.to_string()))
-                        .unwrap_or((1005, String::new())),
-                );
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Reads whatever arrived (non-blocking beyond the socket's short timeout).
-pub fn drain(client: &mut Client, received: &mut Received, started: Instant) -> bool {
-    loop {
-        match client.read() {
-            Ok(message) => received.take(message, started),
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return true
-            }
-            Err(_) => return false,
-        }
-    }
-}
-
-/// Streams `pcm` in frames of `frame_bytes`, paced in real time if `realtime`, then
-/// sends `{"type":"eos"}` and reads until the server closes (or `limit` passes).
-pub fn stream_pcm(
-    client: &mut Client,
-    pcm: &[u8],
-    frame_bytes: usize,
-    realtime: bool,
-    limit: Duration,
-) -> Received {
-    let started = Instant::now();
-    let mut received = Received::default();
-    let mut sent = 0usize;
-    for frame in pcm.chunks(frame_bytes) {
-        client
-            .send(Message::binary(frame.to_vec()))
-            .expect("sending audio");
-        sent += frame.len();
-        if realtime {
-            wait_until_due(client, &mut received, started, sent);
-        }
-    }
-    client
-        .send(Message::text(r#"{"type":"eos"}"#))
-        .expect("sending eos");
-    finish(client, &mut received, started, limit);
-    received
-}
-
-/// Real-time pacing: reads what arrives until the audio in `sent_bytes` (s16le, 16 kHz)
-/// is due. Returns false if the connection ended meanwhile.
-pub fn wait_until_due(
-    client: &mut Client,
-    received: &mut Received,
-    started: Instant,
-    sent_bytes: usize,
-) -> bool {
-    let due = Duration::from_secs_f64(sent_bytes as f64 / 32_000.0);
-    while started.elapsed() < due {
-        if !drain(client, received, started) {
-            return false;
-        }
-    }
-    true
-}
-
-/// Reads until the connection closes or `limit` passes.
-pub fn finish(client: &mut Client, received: &mut Received, started: Instant, limit: Duration) {
-    while started.elapsed() < limit {
-        if !drain(client, received, started) {
-            break;
-        }
-    }
-}
-
-/// Word error rate against a reference, after normalisation.
-pub fn wer(reference: &str, hypothesis: &str) -> f64 {
-    reswhis::wer::word_error_rate(reference, hypothesis)
-}
-
-// ---- Added for the reliability, soak and nginx tests (issue #6). ----
-
 /// Sends a WebSocket upgrade request for `path` (with `headers`) over a raw socket and
 /// returns the status and the response head (plus the body, unless it is a 101).
 pub fn ws_upgrade_raw(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
@@ -353,25 +275,6 @@ pub fn ws_upgrade_raw(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) ->
     (status, response)
 }
 
-/// Like [`connect`], with extra request headers (`Authorization`, say).
-pub fn connect_with(url: &str, headers: &[(&str, &str)]) -> Client {
-    use tungstenite::client::IntoClientRequest;
-    let mut request = url.into_client_request().expect("WebSocket URL");
-    for (name, value) in headers {
-        request.headers_mut().insert(
-            tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-            value.parse().unwrap(),
-        );
-    }
-    let (socket, _) = tungstenite::connect(request).expect("WebSocket connect");
-    if let MaybeTlsStream::Plain(stream) = socket.get_ref() {
-        stream
-            .set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-    }
-    socket
-}
-
 /// GET `path` and parse the body as JSON.
 pub fn get_json(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> serde_json::Value {
     let (status, body) = http_get(addr, path, headers);
@@ -393,6 +296,30 @@ pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool 
     }
 }
 
+/// Sessions open now, from `/info`.
+pub fn active_sessions(server: &TestServer) -> u64 {
+    get_json(server.addr, "/info", &[])["active_sessions"]
+        .as_u64()
+        .expect("active_sessions in /info")
+}
+
+/// Gives a session that ends (idle, too long, oversize frame…) up to 120 s to flush its
+/// text (the grace after an ending is the larger of this and 30 s): on a loaded machine
+/// 30 s may not be enough to transcribe the rest.
+pub const FLUSH_GRACE: [&str; 2] = ["--shutdown-timeout", "120"];
+
+/// Starts the server with `extra` and the long flush grace.
+pub fn start_with_flush_grace(extra: &[&str]) -> TestServer {
+    let mut args = FLUSH_GRACE.to_vec();
+    args.extend_from_slice(extra);
+    TestServer::start(&args)
+}
+
+/// The server's `/info`.
+pub fn info(server: &TestServer) -> serde_json::Value {
+    get_json(server.addr, "/info", &[])
+}
+
 /// Resident memory of a process in KiB (`VmRSS` in /proc/PID/status).
 pub fn vm_rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -401,34 +328,4 @@ pub fn vm_rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .expect("VmRSS in /proc/PID/status")
-}
-
-/// Like [`stream_pcm`], but the server may end the session meanwhile (a limit, a
-/// shutdown): sending stops at the first failure or close, `eos` is sent only if `eos`
-/// and the session is still open; then reads until the server closes or `limit` passes.
-pub fn stream_until_closed(
-    client: &mut Client,
-    pcm: &[u8],
-    frame_bytes: usize,
-    realtime: bool,
-    eos: bool,
-    limit: Duration,
-) -> Received {
-    let started = Instant::now();
-    let mut received = Received::default();
-    let mut sent = 0usize;
-    for frame in pcm.chunks(frame_bytes) {
-        if received.close.is_some() || client.send(Message::binary(frame.to_vec())).is_err() {
-            break;
-        }
-        sent += frame.len();
-        if realtime {
-            wait_until_due(client, &mut received, started, sent);
-        }
-    }
-    if eos && received.close.is_none() {
-        let _ = client.send(Message::text(r#"{"type":"eos"}"#));
-    }
-    finish(client, &mut received, started, limit);
-    received
 }

@@ -1,0 +1,431 @@
+//! The streaming policy: LocalAgreement-2, as in whisper_streaming's `OnlineASRProcessor`.
+//!
+//! The session's audio since the last trim is transcribed again on every update. A word
+//! is committed once two consecutive transcriptions agree on it (the longest common
+//! prefix of the last two hypotheses). Committed text is final. Once the buffer grows
+//! past the trimming length, committed audio is cut off its front, all but a few seconds
+//! kept as context; the committed text before the buffer can be given to Whisper as a
+//! prompt (off by default).//!
+//! - `agreement`: which words two hypotheses agree on, and which of them were heard
+//!   (and committed) before.
+//! - `repetition`: Whisper's decoding loops, cut before they can be agreed on.
+//! - this module: the audio buffer, when it is transcribed and trimmed, and utterance
+//!   ends (the voice activity controller's pieces).
+//!
+//! Invariants: committed text is never taken back; committed word times never go
+//! backwards; the buffer never holds more than [`PolicyConfig::max_buffer_sec`] of audio.
+
+mod agreement;
+mod repetition;
+
+pub use agreement::HypothesisBuffer;
+
+use crate::audio::SAMPLE_RATE;
+use crate::engine::{Transcript, Word};
+
+/// Tuning of the policy.
+#[derive(Debug, Clone)]
+pub struct PolicyConfig {
+    /// Trim the buffer once it holds more than this many seconds.
+    pub buffer_trimming_sec: f64,
+    /// Never let the buffer grow past this (Whisper sees at most 30 s at once): beyond
+    /// it, the current hypothesis is committed and the buffer cut.
+    pub max_buffer_sec: f64,
+    /// Characters of committed text given to Whisper as a prompt.
+    pub prompt_chars: usize,
+    /// Seconds of committed audio kept at the front of the buffer when it is trimmed.
+    pub context_sec: f64,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            buffer_trimming_sec: 6.0,
+            max_buffer_sec: 28.0,
+            prompt_chars: 0,
+            context_sec: 3.0,
+        }
+    }
+}
+
+/// A word with times in seconds from the start of the stream.
+pub type TimedWord = Word;
+
+/// A piece of newly committed text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Commit {
+    /// Start of its first word, seconds on the stream's clock.
+    pub start: f64,
+    /// End of its last word.
+    pub end: f64,
+    /// The words' text, concatenated (leading space kept).
+    pub text: String,
+    /// The words, in order, with their times (never going backwards).
+    pub words: Vec<TimedWord>,
+}
+
+impl Commit {
+    fn from_words(words: &[TimedWord]) -> Option<Commit> {
+        let (first, last) = (words.first()?, words.last()?);
+        Some(Commit {
+            start: first.start,
+            end: last.end,
+            text: words.iter().map(|w| w.text.as_str()).collect(),
+            words: words.to_vec(),
+        })
+    }
+}
+
+/// A run of contiguous audio on the stream's clock, as a stream hands it over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Piece {
+    /// Stream index (in samples) of the first sample.
+    pub at: u64,
+    /// The samples, -1.0..1.0.
+    pub audio: Vec<f32>,
+    /// How many of its samples are speech (the rest: pauses inside an utterance).
+    pub voiced: usize,
+    /// The utterance ends with this piece: everything pending is committed after it.
+    pub ends_utterance: bool,
+}
+
+/// What one [`OnlineProcessor::update`] did.
+#[derive(Debug, Default, PartialEq)]
+pub struct UpdateOutcome {
+    /// Newly committed text, in order.
+    pub commits: Vec<Commit>,
+    /// Whisper calls made.
+    pub transcriptions: usize,
+    /// Whisper calls that ran out of time (their audio is transcribed next time).
+    pub cuts: usize,
+}
+
+/// What one transcription of the buffer did.
+#[derive(Debug, PartialEq)]
+pub enum Pass {
+    /// Whisper heard the buffer; this became final.
+    Heard(Option<Commit>),
+    /// The call ran out of time: nothing changed, the audio stays for the next one.
+    Cut,
+}
+
+impl Pass {
+    /// The committed text, if any.
+    pub fn commit(self) -> Option<Commit> {
+        match self {
+            Pass::Heard(commit) => commit,
+            Pass::Cut => None,
+        }
+    }
+}
+
+/// One stream's state: the audio buffer and the agreement between hypotheses.
+#[derive(Debug)]
+pub struct OnlineProcessor {
+    config: PolicyConfig,
+    /// Audio not yet trimmed away; `audio[0]` has stream index `buffer_start`. Kept in
+    /// samples, not seconds: the buffer is emptied at every utterance's end, and a sum
+    /// of seconds could leave a sample behind (which then stretched the next
+    /// utterance's buffer over the silence before it).
+    audio: Vec<f32>,
+    buffer_start: u64,
+    hypotheses: HypothesisBuffer,
+    /// Everything committed so far (kept for the prompt; trimmed to what it needs).
+    committed: Vec<TimedWord>,
+    /// Total audio received, in samples: the stream index of the next sample.
+    received: u64,
+    /// Samples inserted since the last transcription.
+    unprocessed: usize,
+    /// Of those, samples of speech.
+    unprocessed_voiced: usize,
+}
+
+impl OnlineProcessor {
+    /// An empty stream.
+    pub fn new(config: PolicyConfig) -> Self {
+        OnlineProcessor {
+            config,
+            audio: Vec::new(),
+            buffer_start: 0,
+            hypotheses: HypothesisBuffer::default(),
+            committed: Vec::new(),
+            received: 0,
+            unprocessed: 0,
+            unprocessed_voiced: 0,
+        }
+    }
+
+    /// Appends audio that follows the last sample received (all of it speech).
+    pub fn insert_audio(&mut self, samples: &[f32]) {
+        self.insert(samples, samples.len());
+    }
+
+    fn insert(&mut self, samples: &[f32], voiced: usize) {
+        self.audio.extend_from_slice(samples);
+        self.received += samples.len() as u64;
+        self.unprocessed += samples.len();
+        self.unprocessed_voiced += voiced.min(samples.len());
+    }
+
+    /// Appends audio whose first sample has stream index `at`. Audio left out before it
+    /// (silence the voice activity controller did not forward) is skipped when the buffer
+    /// is empty, which it is after every utterance; inside an utterance a gap is filled
+    /// with silence, so the buffer's times stay the stream's.
+    pub fn insert_audio_at(&mut self, at: u64, samples: &[f32], voiced: usize) {
+        if at > self.received {
+            let gap = at - self.received;
+            debug_assert!(
+                self.audio.is_empty() || gap < SAMPLE_RATE as u64,
+                "gap {gap} in speech"
+            );
+            if self.audio.is_empty() {
+                self.buffer_start = at;
+                self.received = at;
+            } else {
+                self.insert(&vec![0.0; gap as usize], 0);
+            }
+        }
+        // Audio the buffer already has (never sent twice by the session) is dropped.
+        let overlap = (self.received.saturating_sub(at) as usize).min(samples.len());
+        self.insert(&samples[overlap..], voiced.saturating_sub(overlap));
+    }
+
+    /// Whether speech arrived since the last transcription: a pause (or the silence
+    /// that ends an utterance) alone is not worth a Whisper call, since the hypothesis
+    /// already covers everything said.
+    pub fn has_unprocessed_speech(&self) -> bool {
+        self.unprocessed_voiced > 0
+    }
+
+    /// Samples that arrived since the last transcription.
+    pub fn unprocessed_samples(&self) -> usize {
+        self.unprocessed
+    }
+
+    /// Stream time of the buffer's first sample, in seconds.
+    fn buffer_offset(&self) -> f64 {
+        self.buffer_start as f64 / SAMPLE_RATE as f64
+    }
+
+    /// Seconds of audio in the buffer.
+    pub fn buffer_seconds(&self) -> f64 {
+        crate::audio::seconds(self.audio.len())
+    }
+
+    /// Seconds of audio received since the stream began.
+    pub fn received_seconds(&self) -> f64 {
+        self.received as f64 / SAMPLE_RATE as f64
+    }
+
+    /// The uncommitted hypothesis as text.
+    pub fn pending_text(&self) -> String {
+        self.hypotheses
+            .pending()
+            .iter()
+            .map(|w| w.text.as_str())
+            .collect()
+    }
+
+    /// Up to `prompt_chars` of committed text that lies before the buffer.
+    fn prompt(&self) -> String {
+        let before_buffer = self
+            .committed
+            .iter()
+            .rposition(|w| w.end <= self.buffer_offset())
+            .map_or(0, |i| i + 1);
+        let mut chars = 0;
+        let mut start = before_buffer;
+        while start > 0 && chars < self.config.prompt_chars {
+            start -= 1;
+            chars += self.committed[start].text.len();
+        }
+        self.committed[start..before_buffer]
+            .iter()
+            .map(|w| w.text.as_str())
+            .collect()
+    }
+
+    /// Takes a stream's new audio and runs what it calls for: each utterance that ended
+    /// is transcribed (unless nothing arrived since the last time) and committed in
+    /// full; so is everything at the end of the stream; otherwise the buffer is
+    /// transcribed once at least `min_samples` arrived since the last time.
+    /// `transcribe` returns `None` when its call ran out of time: a regular update then
+    /// changes nothing (the next one covers the audio), and an utterance's last update
+    /// commits the hypothesis heard before.
+    pub fn update<E>(
+        &mut self,
+        pieces: Vec<Piece>,
+        end_of_stream: bool,
+        min_samples: usize,
+        mut transcribe: impl FnMut(&[f32], &str) -> Result<Option<Transcript>, E>,
+    ) -> Result<UpdateOutcome, E> {
+        let mut outcome = UpdateOutcome::default();
+        for piece in pieces {
+            self.insert_audio_at(piece.at, &piece.audio, piece.voiced);
+            if piece.ends_utterance {
+                self.finalize(&mut transcribe, &mut outcome)?;
+            }
+        }
+        if end_of_stream {
+            self.finalize(&mut transcribe, &mut outcome)?;
+        } else if self.unprocessed >= min_samples.max(1) && self.has_unprocessed_speech() {
+            self.process_into(&mut transcribe, &mut outcome)?;
+        }
+        Ok(outcome)
+    }
+
+    fn finalize<E>(
+        &mut self,
+        transcribe: &mut impl FnMut(&[f32], &str) -> Result<Option<Transcript>, E>,
+        outcome: &mut UpdateOutcome,
+    ) -> Result<(), E> {
+        if self.has_unprocessed_speech() {
+            self.process_into(transcribe, outcome)?;
+        }
+        outcome.commits.extend(self.finish());
+        Ok(())
+    }
+
+    fn process_into<E>(
+        &mut self,
+        transcribe: &mut impl FnMut(&[f32], &str) -> Result<Option<Transcript>, E>,
+        outcome: &mut UpdateOutcome,
+    ) -> Result<(), E> {
+        outcome.transcriptions += 1;
+        match self.process(transcribe)? {
+            Pass::Heard(commit) => outcome.commits.extend(commit),
+            Pass::Cut => outcome.cuts += 1,
+        }
+        Ok(())
+    }
+
+    /// Transcribes the whole buffer and returns what became final. `transcribe` is the
+    /// engine (audio, prompt) → words relative to the audio.
+    pub fn process<E>(
+        &mut self,
+        transcribe: impl FnOnce(&[f32], &str) -> Result<Option<Transcript>, E>,
+    ) -> Result<Pass, E> {
+        if self.audio.is_empty() {
+            return Ok(Pass::Heard(None));
+        }
+        let prompt = self.prompt();
+        let Some(transcript) = transcribe(&self.audio, &prompt)? else {
+            return Ok(Pass::Cut);
+        };
+        self.unprocessed = 0;
+        self.unprocessed_voiced = 0;
+        let offset = self.buffer_offset();
+        log::trace!("prompt: {prompt:?}");
+        log::trace!(
+            "hypothesis at {offset:.2} s: {:?}",
+            transcript
+                .words
+                .iter()
+                .map(|w| format!("{}@{:.2}", w.text, w.start + offset))
+                .collect::<Vec<_>>()
+        );
+        let hypothesis = transcript
+            .words
+            .iter()
+            .map(|w| Word {
+                start: w.start + offset,
+                end: w.end + offset,
+                text: w.text.clone(),
+            })
+            .collect();
+        let mut newly = self.hypotheses.agree(hypothesis);
+        self.committed.extend(newly.iter().cloned());
+
+        if self.buffer_seconds() > self.config.buffer_trimming_sec {
+            if transcript.words.is_empty() && self.hypotheses.pending().is_empty() {
+                // Nothing said in the whole buffer (silence, noise): keep just its end,
+                // or a stream of silence re-encodes up to 28 s on every update.
+                let end = self.buffer_offset() + self.buffer_seconds();
+                self.cut_at(end - self.config.context_sec);
+            } else {
+                self.trim_keeping_context(&transcript.segment_ends);
+            }
+        }
+        if self.buffer_seconds() > self.config.max_buffer_sec {
+            // Nothing agreed for too long: take the current guess rather than let the
+            // buffer outgrow Whisper's window.
+            let forced = self.hypotheses.commit_all();
+            self.committed.extend(forced.iter().cloned());
+            newly.extend(forced);
+            let cut = self.committed.last().map_or(0.0, |w| w.end).max(
+                self.buffer_offset() + self.buffer_seconds() - self.config.max_buffer_sec / 2.0,
+            );
+            self.cut_at(cut);
+        }
+        self.forget_old_committed();
+        Ok(Pass::Heard(Commit::from_words(&newly)))
+    }
+
+    /// End of stream: everything pending becomes final.
+    pub fn finish(&mut self) -> Option<Commit> {
+        let words = self.hypotheses.commit_all();
+        self.committed.extend(words.iter().cloned());
+        self.cut_samples(self.audio.len());
+        Commit::from_words(&words)
+    }
+
+    /// Cuts committed audio off the front of the buffer, keeping the last
+    /// `context_sec` of it: Whisper transcribes a buffer that starts mid-speech or holds
+    /// only a word or two badly (it invents and repeats), and the kept context is
+    /// re-heard and dropped again by the hypothesis buffer. The cut is at the end of a
+    /// completed segment when one lies in the last few seconds before that limit, or
+    /// else at the end of a committed word.
+    fn trim_keeping_context(&mut self, segment_ends: &[f64]) {
+        const PREFER_SEGMENT_WITHIN_SEC: f64 = 3.0;
+        let Some(last_committed) = self.committed.last().map(|w| w.end) else {
+            return;
+        };
+        let limit = last_committed - self.config.context_sec;
+        // Committed times never go backwards: the latest word ending by `limit` is the
+        // first one found from the end.
+        let word_cut = self
+            .committed
+            .iter()
+            .rev()
+            .map(|w| w.end)
+            .find(|&end| end <= limit)
+            .unwrap_or(f64::NEG_INFINITY);
+        let segment_cut = segment_ends
+            .iter()
+            .map(|end| end + self.buffer_offset())
+            .filter(|&end| end <= limit)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let cut = if segment_cut >= word_cut - PREFER_SEGMENT_WITHIN_SEC {
+            segment_cut
+        } else {
+            word_cut
+        };
+        if cut > self.buffer_offset() {
+            self.cut_at(cut);
+        }
+    }
+
+    fn cut_at(&mut self, time: f64) {
+        let seconds = (time - self.buffer_offset()).max(0.0);
+        self.cut_samples(crate::audio::samples(seconds));
+    }
+
+    /// Cuts `samples` (at most all) off the front of the buffer.
+    fn cut_samples(&mut self, samples: usize) {
+        let samples = samples.min(self.audio.len());
+        self.audio.drain(..samples);
+        self.buffer_start += samples as u64;
+        self.hypotheses.forget_before(self.buffer_offset());
+    }
+
+    /// Keeps the committed history no longer than the prompt needs.
+    fn forget_old_committed(&mut self) {
+        const KEEP: usize = 200;
+        if self.committed.len() > 2 * KEEP {
+            self.committed.drain(..self.committed.len() - KEEP);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
