@@ -12,6 +12,37 @@ pub(crate) fn same_word(a: &str, b: &str) -> bool {
     word_key(a) == word_key(b)
 }
 
+/// Whether `heard` can be `committed` heard again: the same word, one letter added,
+/// dropped or changed in a word of four letters or more, or an inflection ("-s",
+/// "-es", "-d", "-ed") added to a word of three letters or more. The same audio heard with other context
+/// comes back with another ending now and then ("American." then "Americans", "asked"
+/// then "ask" in jfk.wav once the next utterance followed), and a committed word not
+/// recognised is committed twice.
+fn reheard_word(committed: &str, heard: &str) -> bool {
+    let (a, b) = (word_key(committed), word_key(heard));
+    if a == b {
+        return true;
+    }
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    let ending: String = long.get(short.len()..).unwrap_or_default().iter().collect();
+    if short.len() >= 3 && long.starts_with(&short) && ["s", "es", "d", "ed"].contains(&&*ending) {
+        return true;
+    }
+    if short.len() < 4 || long.len() - short.len() > 1 {
+        return false;
+    }
+    // One edit at most: skip the common prefix and suffix, at most one character left.
+    let prefix = short.iter().zip(&long).take_while(|(x, y)| x == y).count();
+    let suffix = short[prefix..]
+        .iter()
+        .rev()
+        .zip(long[prefix..].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    long.len() - prefix - suffix <= 1
+}
+
 /// What [`same_word`] compares: the word's letters, digits and apostrophes in lower
 /// case, or the trimmed word when it has none.
 pub(crate) fn word_key(word: &str) -> String {
@@ -79,16 +110,33 @@ impl HypothesisBuffer {
 
     /// Where the committed text still in the buffer ends in `hypothesis`, found by its
     /// last few words rather than by times: timestamp tokens can be off by seconds
-    /// (squeezed together at the end of a buffer, say), words cannot. `None` when the
-    /// hypothesis does not repeat them near where they were heard.
+    /// (squeezed together at the end of a buffer, say), words cannot. The last committed
+    /// word may be one Whisper made up at the end of an utterance ("ask not to", the
+    /// "to" never said), so the three words before it are looked for too. `None` when
+    /// the hypothesis does not repeat them near where they were heard.
     fn end_of_reheard_text(&self, hypothesis: &[TimedWord]) -> Option<usize> {
         const TAIL_WORDS: usize = 3;
-        const SEARCH_PAST_COMMITTED_SEC: f64 = 1.0;
-        let tail_len = self.committed_in_buffer.len().min(TAIL_WORDS);
+        let committed = self.committed_in_buffer.len();
+        let tail_len = committed.min(TAIL_WORDS);
         if tail_len == 0 {
             return None;
         }
-        let tail = &self.committed_in_buffer[self.committed_in_buffer.len() - tail_len..];
+        self.find_tail(
+            hypothesis,
+            &self.committed_in_buffer[committed - tail_len..],
+        )
+        .or_else(|| {
+            let before_last = committed.checked_sub(TAIL_WORDS + 1)?;
+            let tail = &self.committed_in_buffer[before_last..committed - 1];
+            self.find_tail(hypothesis, tail)
+        })
+    }
+
+    /// The end of the last place in `hypothesis` that repeats `tail`, starting no more
+    /// than a second after the committed text ends.
+    fn find_tail(&self, hypothesis: &[TimedWord], tail: &[TimedWord]) -> Option<usize> {
+        const SEARCH_PAST_COMMITTED_SEC: f64 = 1.0;
+        let tail_len = tail.len();
         (tail_len..=hypothesis.len())
             .rev()
             .filter(|&end| {
@@ -98,7 +146,7 @@ impl HypothesisBuffer {
             .find(|&end| {
                 tail.iter()
                     .zip(&hypothesis[end - tail_len..end])
-                    .all(|(c, h)| same_word(&c.text, &h.text))
+                    .all(|(c, h)| reheard_word(&c.text, &h.text))
             })
     }
 
@@ -115,7 +163,7 @@ impl HypothesisBuffer {
             if tail
                 .iter()
                 .zip(&new[..n])
-                .all(|(c, w)| same_word(&c.text, &w.text))
+                .all(|(c, w)| reheard_word(&c.text, &w.text))
             {
                 new.drain(..n);
                 return;
@@ -153,5 +201,61 @@ impl HypothesisBuffer {
         }
         self.committed_in_buffer.extend(words.iter().cloned());
         words
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timed(words: &[(f64, &str)]) -> Vec<TimedWord> {
+        words
+            .iter()
+            .map(|&(start, text)| TimedWord {
+                start,
+                end: start + 0.3,
+                text: text.into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_made_up_last_word_does_not_hide_the_reheard_text() {
+        let mut buffer = HypothesisBuffer::default();
+        // An utterance ended with a word never said: " to".
+        let said = timed(&[
+            (1.0, " fellow"),
+            (1.5, " Americans"),
+            (3.3, " ask"),
+            (3.8, " not"),
+        ]);
+        buffer.previous = [said.clone(), timed(&[(4.2, " to")])].concat();
+        buffer.commit_all();
+        // The next utterance, heard with that one as context, times placed late.
+        let next = timed(&[
+            (1.0, " fellow"),
+            (1.5, " Americans"),
+            (4.3, " ask"),
+            (4.6, " not"),
+            (5.4, " what"),
+            (5.6, " your"),
+        ]);
+        buffer.agree(next);
+        let pending: Vec<&str> = buffer.pending().iter().map(|w| w.text.as_str()).collect();
+        assert_eq!(pending, [" what", " your"]);
+    }
+
+    #[test]
+    fn a_reheard_word_may_differ_by_one_letter_in_a_long_word() {
+        assert!(reheard_word(" American.", " Americans"));
+        assert!(reheard_word(" fellow", " Fellow,"));
+        assert!(reheard_word(" colour", " color"));
+        assert!(!reheard_word(" their", " there"));
+        assert!(reheard_word(" asked", " Ask"));
+        assert!(!reheard_word(" to", " too"));
+        assert!(!reheard_word(" can", " candle"));
+        assert!(!reheard_word(" not", " now"));
+        assert!(reheard_word(" country", " county."));
+        assert!(!reheard_word(" country", " count"));
     }
 }

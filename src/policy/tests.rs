@@ -149,12 +149,10 @@ fn each_utterance_is_committed_when_it_ends_on_the_stream_clock() {
     assert_eq!(outcome.transcriptions, 1);
     assert_eq!(outcome.commits.len(), 1);
     assert_eq!(outcome.commits[0].text, " hello there");
-    assert_eq!(
-        processor.buffer_seconds(),
-        0.0,
-        "the buffer is empty after it"
-    );
-    // The next utterance, 10 s into the stream: its buffer holds its own audio only.
+    // The utterance's last `context_sec` (here all of it) stay as context.
+    assert_eq!(processor.buffer_seconds(), 20_011.0 / 16_000.0);
+    // The next utterance, 10 s into the stream, long after the end of that one: its
+    // buffer holds its own audio only.
     let second = Piece {
         at: 160_000,
         audio: vec![0.0; 17_000],
@@ -278,13 +276,26 @@ fn a_cut_transcription_loses_nothing() {
     assert!(outcome.commits.is_empty());
     assert_eq!(processor.unprocessed_samples(), 16_000);
     assert_eq!(processor.buffer_seconds(), 2.0);
-    // The utterance ends and its last call is cut too: what was heard is committed.
+    // The utterance ends and its last call is cut every time it is tried: what was
+    // heard is committed.
     let outcome = processor
         .update(vec![piece(32_000, true)], false, 16_000, cut)
         .unwrap();
-    assert_eq!(outcome.cuts, 1);
+    assert_eq!(outcome.cuts, FINAL_TRIES);
     assert_eq!(outcome.commits.len(), 1);
     assert_eq!(outcome.commits[0].text, " And so");
+    // The next utterance's last call is cut once: tried again, all of it is heard.
+    let tries = std::cell::Cell::new(0);
+    let cut_once = |_: &[f32], _: &str| {
+        tries.set(tries.get() + 1);
+        let words = [(3.1, 3.5, " my"), (3.5, 3.9, " fellow")];
+        Ok::<_, Infallible>((tries.get() > 1).then(|| transcript(&words, &[3.9])))
+    };
+    let outcome = processor
+        .update(vec![piece(48_000, true)], false, 16_000, cut_once)
+        .unwrap();
+    assert_eq!((outcome.transcriptions, outcome.cuts), (2, 1));
+    assert_eq!(outcome.commits[0].text, " my fellow");
 }
 
 #[test]
@@ -505,4 +516,37 @@ fn word_comparison_ignores_case_and_punctuation() {
     assert!(same_word(" don't", " Don't."));
     assert!(!same_word(" cat", " hat"));
     assert!(same_word(" -", "-"));
+}
+
+#[test]
+fn an_utterance_soon_after_the_last_is_heard_with_its_end_as_context() {
+    let mut processor = OnlineProcessor::new(PolicyConfig::default());
+    let seen = std::cell::RefCell::new(Vec::new());
+    let mut transcribe = |audio: &[f32], _: &str| {
+        seen.borrow_mut().push(audio.to_vec());
+        Ok::<_, Infallible>(Some(transcript(&[(0.1, 0.5, " hello")], &[0.5])))
+    };
+    let utterance = |at: u64, seconds: usize| Piece {
+        at,
+        audio: vec![0.5; seconds * 16_000],
+        voiced: usize::MAX,
+        ends_utterance: true,
+    };
+    processor
+        .update(vec![utterance(0, 1)], false, 16_000, &mut transcribe)
+        .unwrap();
+    // 1 s later: the first second, 1 s of silence and the new audio, on the stream's
+    // clock.
+    processor
+        .update(vec![utterance(32_000, 1)], false, 16_000, &mut transcribe)
+        .unwrap();
+    let second = seen.borrow()[1].clone();
+    assert_eq!(second.len(), 48_000);
+    assert!(second[..16_000].iter().all(|&s| s == 0.5));
+    assert!(second[16_000..32_000].iter().all(|&s| s == 0.0));
+    // Much later: heard alone.
+    processor
+        .update(vec![utterance(400_000, 1)], false, 16_000, &mut transcribe)
+        .unwrap();
+    assert_eq!(seen.borrow()[2].len(), 16_000);
 }
