@@ -2,8 +2,12 @@
 //! is in, when to believe it, and when to change one's mind. Pure logic; the
 //! probabilities come from [`crate::engine::Transcriber::detect_language`].
 //!
-//! Until a language is settled, each update transcribes with Whisper's own detection and
-//! then asks for the language's probability on the same buffer. A language is settled —
+//! Until a language is settled, each update asks for the language's probability on the
+//! buffer it transcribed, and the next update transcribes in the language found last
+//! (Whisper's own detection only before the first answer): whisper.cpp 1.8.3 detects
+//! inside a call before it sets the call's audio context, so it looks only at as much
+//! audio as the call before had — after a 0.8 s update, a 25 s Spanish buffer came out
+//! in English. A language is settled —
 //! announced to the client and used for every later update — once it is at least
 //! [`SETTLE_PROBABILITY`] likely on a buffer of at least [`SETTLE_SECONDS`] of audio, or
 //! at least [`FALLBACK_PROBABILITY`] likely once [`FALLBACK_SECONDS`] have passed (some
@@ -39,6 +43,8 @@ pub struct Detector {
     settled: Option<String>,
     /// A language that beat the settled one once.
     challenger: Option<String>,
+    /// The language found last, settled or not.
+    latest: Option<String>,
     /// Audio received since the stream began (or since the last check, once settled).
     audio_seconds: f64,
 }
@@ -51,7 +57,7 @@ impl Detector {
 
     /// The language to transcribe the next update in.
     pub fn call_language(&self) -> CallLanguage {
-        match &self.settled {
+        match self.settled.as_ref().or(self.latest.as_ref()) {
             Some(code) => CallLanguage::Code(code.clone()),
             None => CallLanguage::Detect,
         }
@@ -76,6 +82,7 @@ impl Detector {
     /// its probability. Returns the language to announce, if it is newly settled or
     /// changed.
     pub fn observe(&mut self, code: &str, probability: f32, buffer_seconds: f64) -> Option<String> {
+        self.latest = Some(code.to_string());
         match &self.settled {
             None => {
                 let sure = probability >= SETTLE_PROBABILITY && buffer_seconds >= SETTLE_SECONDS;
@@ -116,6 +123,8 @@ mod tests {
         assert!(d.heard(1.0));
         assert_eq!(d.call_language(), CallLanguage::Detect);
         assert_eq!(d.observe("de", 0.95, 2.0), None, "too little audio");
+        // Not settled, but the next update is transcribed in the language found.
+        assert_eq!(d.call_language(), CallLanguage::Code("de".into()));
         assert!(d.heard(1.0));
         assert_eq!(d.observe("de", 0.7, 3.0), None, "not sure enough");
         assert!(d.heard(1.0));
