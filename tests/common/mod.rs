@@ -113,13 +113,11 @@ impl TestServer {
 
     /// Like [`TestServer::start`], on `port`.
     pub fn start_on(port: u16, extra: &[&str]) -> TestServer {
-        let model = model_path();
-        let model = match extra.contains(&"--model") {
-            true => vec![],
-            false => vec!["--model", model.to_str().expect("a UTF-8 path")],
-        };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_reswhis"))
-            .args(model)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_reswhis"));
+        if !extra.contains(&"--model") {
+            command.arg("--model").arg(model_path());
+        }
+        let mut child = command
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(extra)
             .env("RUST_LOG", "info,whisper_rs=warn")
