@@ -120,10 +120,11 @@ impl Pass {
 }
 
 /// Tries of the last pass of an utterance or stream. With the budget doubled after each
-/// cut, three tries give a call 7 times its budget in all: `base` on a 29 s buffer
-/// (whole French clip sent at once) took 5.8 s against a first budget of 4 s, and its
-/// text was lost with one try.
-pub const FINAL_TRIES: usize = 3;
+/// cut (up to 16 times), five tries give a call 31 times its budget in all: `base` on a
+/// 29 s buffer (whole French clip sent at once) took 5.8 s against a first budget of 4 s
+/// on a quiet machine, and its text was lost with one try; while a build ran beside it,
+/// three tries (7 times) still lost it.
+pub const FINAL_TRIES: usize = 5;
 
 /// An utterance that starts at most this long after the audio of the one before
 /// (pause beyond the voice activity controller's padding) is transcribed with the end of
