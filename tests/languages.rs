@@ -136,6 +136,35 @@ fn auto_detects_the_language_and_says_so() {
     assert!(error < 0.35, "WER {error}: {text}");
 }
 
+/// A quiet reader right after a loud prompt (the end of es-long.wav: Asterisk's
+/// "… presione la tecla de número." then a Multilingual LibriSpeech reader at about
+/// −29 dBFS). With the voice activity controller on, the prompt's end stays in the buffer
+/// as context for the reading, and Whisper once transcribed that end again and stopped:
+/// the 14 s reading got no text at all.
+#[test]
+fn a_quiet_reader_after_a_prompt_is_heard() {
+    let _turn = serial();
+    let server = start_base();
+    let (prompt, prompt_text) = clip("es", "asterisk_vm-intro");
+    let (reading, reading_text) = clip("es", "mls_13697_11991_000000");
+    let mut pcm = prompt;
+    pcm.extend(vec![0u8; 16_000]); // 0.5 s of silence, as in es-long.wav
+    pcm.extend(reading);
+    let messages = session(&server, "?language=es&vac=1", &pcm);
+    let text = transcript(&messages);
+    let reference = format!("{prompt_text} {reading_text}");
+    let error = wer(&reference, &text);
+    println!("es, prompt then reading: WER {error:.3}: {text}");
+    assert!(error < 0.45, "WER {error}: {text}");
+    let lower = text.to_lowercase();
+    assert!(
+        ["sorpresa", "asombro", "labios"]
+            .iter()
+            .all(|w| lower.contains(w)),
+        "the reading was not heard: {text}"
+    );
+}
+
 #[test]
 fn translation_to_english() {
     let _turn = serial();

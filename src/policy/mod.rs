@@ -5,7 +5,8 @@
 //! prefix of the last two hypotheses). Committed text is final. Once the buffer grows
 //! past the trimming length, committed audio is cut off its front, all but a few seconds
 //! kept as context; the committed text before the buffer can be given to Whisper as a
-//! prompt (off by default).//!
+//! prompt (off by default).
+//!
 //! - `agreement`: which words two hypotheses agree on, and which of them were heard
 //!   (and committed) before.
 //! - `repetition`: Whisper's decoding loops, cut before they can be agreed on.
@@ -136,6 +137,14 @@ pub const FINAL_TRIES: usize = 5;
 /// went from 9.4 % to 11.4 %.
 pub const MAX_CONTEXT_GAP_SEC: f64 = 0.5;
 
+/// Speech after a new utterance's start from which the context before it is dropped if
+/// Whisper heard nothing new: with the end of the utterance before still in the buffer,
+/// Whisper sometimes transcribes that end again and stops there. A quiet Spanish reader
+/// (MLS, after the Asterisk prompt "… de número."; `bench/lang-audio/es/es-long.wav`)
+/// got no text for a 14 s utterance that way. Shorter utterances, where the context
+/// helps most (see [`MAX_CONTEXT_GAP_SEC`]), keep it.
+pub const CONTEXT_RETRY_SPEECH_SEC: f64 = 2.0;
+
 /// One stream's state: the audio buffer and the agreement between hypotheses.
 #[derive(Debug)]
 pub struct OnlineProcessor {
@@ -155,6 +164,11 @@ pub struct OnlineProcessor {
     unprocessed: usize,
     /// Of those, samples of speech.
     unprocessed_voiced: usize,
+    /// Where the current utterance starts (stream index) while the end of the one
+    /// before is still in the buffer as context, and how much speech it has had.
+    utterance: Option<(u64, usize)>,
+    /// An utterance ended and the next has not started yet.
+    between_utterances: bool,
 }
 
 impl OnlineProcessor {
@@ -169,6 +183,8 @@ impl OnlineProcessor {
             received: 0,
             unprocessed: 0,
             unprocessed_voiced: 0,
+            utterance: None,
+            between_utterances: false,
         }
     }
 
@@ -182,6 +198,9 @@ impl OnlineProcessor {
         self.received += samples.len() as u64;
         self.unprocessed += samples.len();
         self.unprocessed_voiced += voiced.min(samples.len());
+        if let Some((_, speech)) = &mut self.utterance {
+            *speech += voiced.min(samples.len());
+        }
     }
 
     /// Appends audio whose first sample has stream index `at`. Audio left out before it
@@ -199,6 +218,10 @@ impl OnlineProcessor {
             } else {
                 self.insert(&vec![0.0; gap as usize], 0);
             }
+        }
+        if std::mem::take(&mut self.between_utterances) && !self.audio.is_empty() {
+            // The voice activity controller's padding may cover the whole pause.
+            self.utterance = Some((at.max(self.buffer_start), 0));
         }
         // Audio the buffer already has (never sent twice by the session) is dropped.
         let overlap = (self.received.saturating_sub(at) as usize).min(samples.len());
@@ -313,8 +336,13 @@ impl OnlineProcessor {
         transcribe: &mut impl FnMut(&[f32], &str) -> Result<Option<Transcript>, E>,
         outcome: &mut UpdateOutcome,
     ) -> Result<(), E> {
-        outcome.transcriptions += 1;
-        match self.process(transcribe)? {
+        let mut calls = 0;
+        let pass = self.process(|audio, prompt| {
+            calls += 1;
+            transcribe(audio, prompt)
+        });
+        outcome.transcriptions += calls;
+        match pass? {
             Pass::Heard(commit) => outcome.commits.extend(commit),
             Pass::Cut => outcome.cuts += 1,
         }
@@ -322,18 +350,32 @@ impl OnlineProcessor {
     }
 
     /// Transcribes the whole buffer and returns what became final. `transcribe` is the
-    /// engine (audio, prompt) → words relative to the audio.
+    /// engine (audio, prompt) → words relative to the audio; it is called a second time
+    /// when the context before the utterance hid it (see [`CONTEXT_RETRY_SPEECH_SEC`]).
     pub fn process<E>(
         &mut self,
-        transcribe: impl FnOnce(&[f32], &str) -> Result<Option<Transcript>, E>,
+        mut transcribe: impl FnMut(&[f32], &str) -> Result<Option<Transcript>, E>,
     ) -> Result<Pass, E> {
         if self.audio.is_empty() {
             return Ok(Pass::Heard(None));
         }
         let prompt = self.prompt();
-        let Some(transcript) = transcribe(&self.audio, &prompt)? else {
+        let Some(mut transcript) = transcribe(&self.audio, &prompt)? else {
             return Ok(Pass::Cut);
         };
+        if let Some(start) = self.context_hid_utterance(&transcript) {
+            log::debug!(
+                "nothing heard after the context; transcribing the utterance alone from {:.2} s",
+                start as f64 / SAMPLE_RATE as f64
+            );
+            self.cut_samples((start - self.buffer_start) as usize);
+            self.utterance = None;
+            let prompt = self.prompt();
+            let Some(alone) = transcribe(&self.audio, &prompt)? else {
+                return Ok(Pass::Cut);
+            };
+            transcript = alone;
+        }
         self.unprocessed = 0;
         self.unprocessed_voiced = 0;
         let offset = self.buffer_offset();
@@ -383,6 +425,25 @@ impl OnlineProcessor {
         Ok(Pass::Heard(Commit::from_words(&newly)))
     }
 
+    /// The start of the current utterance (stream index) when the buffer holds context
+    /// before it, the utterance has had [`CONTEXT_RETRY_SPEECH_SEC`] of speech, and
+    /// `transcript` has no word starting in it: Whisper stopped in the context.
+    fn context_hid_utterance(&self, transcript: &Transcript) -> Option<u64> {
+        /// Whisper's word times are rough: a word heard up to this far before the
+        /// utterance's start (its padding included) may be the utterance's first.
+        const SLACK_SEC: f64 = 0.2;
+        let (start, speech) = self.utterance?;
+        if start <= self.buffer_start || speech < crate::audio::samples(CONTEXT_RETRY_SPEECH_SEC) {
+            return None;
+        }
+        let start_sec = (start - self.buffer_start) as f64 / SAMPLE_RATE as f64;
+        let heard = transcript
+            .words
+            .iter()
+            .any(|w| w.start >= start_sec - SLACK_SEC);
+        (!heard).then_some(start)
+    }
+
     /// End of an utterance (or of the stream): everything pending becomes final. The
     /// last `context_sec` of the utterance stay in the buffer as context for the next
     /// one (see [`MAX_CONTEXT_GAP_SEC`]).
@@ -393,6 +454,8 @@ impl OnlineProcessor {
         // What is left is context: nothing in it waits for a transcription.
         self.unprocessed = 0;
         self.unprocessed_voiced = 0;
+        self.utterance = None;
+        self.between_utterances = true;
         Commit::from_words(&words)
     }
 

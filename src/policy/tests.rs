@@ -550,3 +550,63 @@ fn an_utterance_soon_after_the_last_is_heard_with_its_end_as_context() {
         .unwrap();
     assert_eq!(seen.borrow()[2].len(), 16_000);
 }
+
+#[test]
+fn an_utterance_hidden_by_its_context_is_heard_alone() {
+    let mut processor = OnlineProcessor::new(PolicyConfig::default());
+    let seen = std::cell::RefCell::new(Vec::new());
+    // Whisper hears only the context (the first second) whatever follows it, unless
+    // the buffer starts with the new utterance.
+    let mut transcribe = |audio: &[f32], _: &str| {
+        seen.borrow_mut().push(audio.len());
+        let words = if audio[0] == 0.5 {
+            transcript(&[(0.1, 0.9, " before")], &[0.9])
+        } else {
+            transcript(&[(0.2, 0.6, " after"), (0.6, 1.9, " that")], &[1.9])
+        };
+        Ok::<_, Infallible>(Some(words))
+    };
+    let first = Piece {
+        at: 0,
+        audio: vec![0.5; 16_000],
+        voiced: usize::MAX,
+        ends_utterance: true,
+    };
+    let outcome = processor
+        .update(vec![first], false, 16_000, &mut transcribe)
+        .unwrap();
+    assert_eq!(outcome.commits[0].text, " before");
+    // The next utterance follows at once (the controller's padding covered the pause).
+    let short = |at: u64, samples: usize, ends_utterance| Piece {
+        at,
+        audio: vec![0.25; samples],
+        voiced: usize::MAX,
+        ends_utterance,
+    };
+    // 1.5 s of it: too short to doubt the context; nothing new heard yet.
+    let outcome = processor
+        .update(
+            vec![short(16_000, 24_000, false)],
+            false,
+            16_000,
+            &mut transcribe,
+        )
+        .unwrap();
+    assert_eq!((outcome.transcriptions, outcome.commits.len()), (1, 0));
+    assert_eq!(*seen.borrow(), vec![16_000, 40_000]);
+    // Past 2 s of speech with still nothing heard after the context: the same update
+    // transcribes the utterance alone, and its words are on the stream's clock.
+    let outcome = processor
+        .update(
+            vec![short(40_000, 16_000, true)],
+            false,
+            16_000,
+            &mut transcribe,
+        )
+        .unwrap();
+    assert_eq!(*seen.borrow(), vec![16_000, 40_000, 56_000, 40_000]);
+    assert_eq!(outcome.transcriptions, 2);
+    let commit = &outcome.commits[0];
+    assert_eq!(commit.text, " after that");
+    assert!((commit.start - 1.2).abs() < 1e-9, "{commit:?}");
+}
