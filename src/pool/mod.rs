@@ -13,9 +13,10 @@
 //! Every Whisper call is bounded: it gets the threads the machine can spare at that
 //! moment ([`ThreadPolicy`]) and a time budget ([`UpdateBudget`]) after which
 //! whisper.cpp stops it. A call that is cut changes nothing — its audio is transcribed
-//! by the stream's next update, whose budget is doubled, so no stream can be starved by
-//! its own cuts — except at the end of an utterance or stream, where the text heard by
-//! the previous call is committed.
+//! by the stream's next update, which has more audio and so a larger budget (doubled
+//! once the buffer is long), so no stream can be starved by its own cuts — except at
+//! the end of an utterance or stream, where the last pass is tried a few times and then
+//! the text heard by the previous call is committed.
 //!
 //! The pool speaks in domain events ([`StreamEvent`]); the session turns them into
 //! messages for its client.

@@ -10,8 +10,12 @@ use crate::engine::{CallLanguage, CallLimits, EngineError, Transcriber};
 use crate::policy::Piece;
 
 /// The time a Whisper call may run before it is stopped: `base` plus
-/// `per_audio_second` for each second in the buffer, doubled for every call of the
-/// same stream cut in a row (at most 16 times the first budget).
+/// `per_audio_second` for each second in the buffer. On more than
+/// [`SHORT_AUDIO_SEC`](crate::metrics::SHORT_AUDIO_SEC) of audio it is doubled for every
+/// call of the same stream cut in a row (at most 16 times the first budget), so that a
+/// stream whose calls are slow still gets through; on less it never grows, so no call on
+/// a short buffer holds a worker past its first budget (2 s on 10 s of audio): a cut
+/// stream's buffer grows with the next updates until it is long enough to double.
 ///
 /// Measured on the 2-core benchmark machine, tiny.en, one thread: calls on 2–10 s of
 /// audio take 0.1–0.5 s quiet and under 1 s with both cores busy elsewhere, so the
@@ -38,6 +42,9 @@ impl UpdateBudget {
     /// The budget of a call on `audio_seconds` of audio after `cuts_in_a_row` cuts.
     pub fn for_call(&self, audio_seconds: f64, cuts_in_a_row: u32) -> Duration {
         let first = self.base + self.per_audio_second.mul_f64(audio_seconds.max(0.0));
+        if audio_seconds <= crate::metrics::SHORT_AUDIO_SEC {
+            return first;
+        }
         first * (1 << cuts_in_a_row.min(4))
     }
 
@@ -176,12 +183,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn budgets_grow_with_the_audio_and_double_after_each_cut() {
+    fn budgets_grow_with_the_audio_and_double_after_each_cut_of_a_long_buffer() {
         let budget = UpdateBudget::default();
         assert_eq!(budget.for_call(10.0, 0), Duration::from_secs(2));
         assert_eq!(budget.for_call(0.0, 0), Duration::from_secs(1));
-        assert_eq!(budget.for_call(10.0, 1), Duration::from_secs(4));
-        assert_eq!(budget.for_call(10.0, 9), Duration::from_secs(32));
+        // On a short buffer a budget never grows: no call on it can hold a worker long.
+        assert_eq!(budget.for_call(10.0, 3), Duration::from_secs(2));
+        assert_eq!(budget.for_call(20.0, 1), Duration::from_secs(6));
+        assert_eq!(budget.for_call(20.0, 9), Duration::from_secs(48));
         let slow = budget.at_least(Duration::from_millis(400), 8);
         assert_eq!(slow.for_call(0.0, 0), Duration::from_millis(3200));
         assert_eq!(budget.at_least(Duration::from_millis(50), 8), budget);
