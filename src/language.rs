@@ -12,7 +12,8 @@
 //! [`SETTLE_PROBABILITY`] likely on a buffer of at least [`SETTLE_SECONDS`] of audio, or
 //! at least [`FALLBACK_PROBABILITY`] likely once [`FALLBACK_SECONDS`] have passed (some
 //! speech is ambiguous for a while). After that it is checked again every
-//! [`RECHECK_SECONDS`] of audio; another language that wins twice in a row at
+//! [`RECHECK_SECONDS`] of audio — every [`UNSURE_RECHECK_SECONDS`] while it was never
+//! found at [`SWITCH_PROBABILITY`] — and another language that wins twice in a row at
 //! [`SWITCH_PROBABILITY`] replaces it (and is announced).
 
 use crate::engine::CallLanguage;
@@ -36,11 +37,18 @@ pub const FALLBACK_PROBABILITY: f32 = 0.5;
 pub const RECHECK_SECONDS: f64 = 20.0;
 /// Probability another language needs (twice in a row) to replace the settled one.
 pub const SWITCH_PROBABILITY: f32 = 0.9;
+/// Audio between checks of a language settled below [`SWITCH_PROBABILITY`] (and not
+/// found at it since). A Spanish prompt ("Intentaré establecer una conexión
+/// intra-Asterisk…", 17.6 s) was settled as Italian at 0.81 after 3 s and, with
+/// [`RECHECK_SECONDS`] only, transcribed in Italian to its end.
+pub const UNSURE_RECHECK_SECONDS: f64 = 3.0;
 
 /// One stream's detection.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Detector {
     settled: Option<String>,
+    /// The settled language was found at [`SWITCH_PROBABILITY`] or more.
+    sure: bool,
     /// A language that beat the settled one once.
     challenger: Option<String>,
     /// The language found last, settled or not.
@@ -74,7 +82,8 @@ impl Detector {
         self.audio_seconds += seconds;
         match self.settled {
             None => true,
-            Some(_) => self.audio_seconds >= RECHECK_SECONDS,
+            Some(_) if self.sure => self.audio_seconds >= RECHECK_SECONDS,
+            Some(_) => self.audio_seconds >= UNSURE_RECHECK_SECONDS,
         }
     }
 
@@ -90,6 +99,7 @@ impl Detector {
                     self.audio_seconds >= FALLBACK_SECONDS && probability >= FALLBACK_PROBABILITY;
                 if sure || late {
                     self.settled = Some(code.to_string());
+                    self.sure = probability >= SWITCH_PROBABILITY;
                     self.audio_seconds = 0.0;
                     return Some(code.to_string());
                 }
@@ -98,11 +108,13 @@ impl Detector {
             Some(settled) => {
                 self.audio_seconds = 0.0;
                 if code == settled || probability < SWITCH_PROBABILITY {
+                    self.sure |= code == settled && probability >= SWITCH_PROBABILITY;
                     self.challenger = None;
                     return None;
                 }
                 if self.challenger.as_deref() == Some(code) {
                     self.settled = Some(code.to_string());
+                    self.sure = true;
                     self.challenger = None;
                     return Some(code.to_string());
                 }
@@ -167,5 +179,30 @@ mod tests {
         d.heard(RECHECK_SECONDS);
         assert_eq!(d.observe("fr", 0.97, 6.0), Some("fr".into()));
         assert_eq!(d.settled(), Some("fr"));
+    }
+
+    #[test]
+    fn an_unsure_language_is_checked_again_soon() {
+        let mut d = Detector::new();
+        d.heard(3.0);
+        assert_eq!(d.observe("it", 0.81, 3.0), Some("it".into()));
+        assert!(!d.heard(UNSURE_RECHECK_SECONDS - 1.0));
+        assert!(
+            d.heard(1.0),
+            "settled below SWITCH_PROBABILITY: checked again soon"
+        );
+        assert_eq!(d.observe("es", 0.92, 6.0), None);
+        assert!(d.heard(UNSURE_RECHECK_SECONDS));
+        assert_eq!(d.observe("es", 0.95, 9.0), Some("es".into()));
+        // Switched at SWITCH_PROBABILITY: sure now.
+        assert!(!d.heard(UNSURE_RECHECK_SECONDS));
+        // A language settled unsure and then found sure is checked as rarely as any.
+        let mut d = Detector::new();
+        d.heard(3.0);
+        d.observe("it", 0.81, 3.0);
+        d.heard(UNSURE_RECHECK_SECONDS);
+        assert_eq!(d.observe("it", 0.97, 6.0), None);
+        assert!(!d.heard(UNSURE_RECHECK_SECONDS));
+        assert!(d.heard(RECHECK_SECONDS));
     }
 }
