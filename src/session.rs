@@ -329,7 +329,8 @@ impl Session<'_> {
                     at,
                     samples,
                     voiced,
-                } => self.handle.push_audio_at(at, &samples, voiced),
+                    onset,
+                } => self.handle.push_audio_at(at, &samples, voiced, onset),
                 GateEvent::EndOfUtterance => self.handle.end_utterance(),
             }
         }

@@ -104,6 +104,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<SimulationReport> {
                 audio: samples.to_vec(),
                 voiced: samples.len(),
                 ends_utterance: false,
+                onset: None,
             }],
         };
         fed = arrived;
@@ -168,19 +169,19 @@ fn pieces_of(events: impl Iterator<Item = GateEvent>) -> Vec<Piece> {
                 at,
                 samples,
                 voiced,
+                onset,
             } => pieces.push(Piece {
                 at,
                 voiced: if voiced { samples.len() } else { 0 },
                 audio: samples,
                 ends_utterance: false,
+                onset,
             }),
             GateEvent::EndOfUtterance => match pieces.last_mut() {
                 Some(last) => last.ends_utterance = true,
                 None => pieces.push(Piece {
-                    at: 0,
-                    audio: Vec::new(),
-                    voiced: 0,
                     ends_utterance: true,
+                    ..Piece::default()
                 }),
             },
         }

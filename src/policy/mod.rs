@@ -78,7 +78,7 @@ impl Commit {
 }
 
 /// A run of contiguous audio on the stream's clock, as a stream hands it over.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Piece {
     /// Stream index (in samples) of the first sample.
     pub at: u64,
@@ -88,6 +88,9 @@ pub struct Piece {
     pub voiced: usize,
     /// The utterance ends with this piece: everything pending is committed after it.
     pub ends_utterance: bool,
+    /// When an utterance starts with this piece: the stream index where the voice
+    /// activity controller heard speech begin (the audio before it is padding).
+    pub onset: Option<u64>,
 }
 
 /// What one [`OnlineProcessor::update`] did.
@@ -120,11 +123,12 @@ impl Pass {
     }
 }
 
-/// Tries of the last pass of an utterance or stream. With the budget doubled after each
-/// cut (up to 16 times), five tries give a call 31 times its budget in all: `base` on a
-/// 29 s buffer (whole French clip sent at once) took 5.8 s against a first budget of 4 s
-/// on a quiet machine, and its text was lost with one try; while a build ran beside it,
-/// three tries (7 times) still lost it.
+/// Tries of the last pass of an utterance or stream. On a long buffer, with the budget
+/// doubled after each cut (up to 16 times), five tries give a call 31 times its budget
+/// in all: `base` on a 29 s buffer (whole French clip sent at once) took 5.8 s against a
+/// first budget of 4 s on a quiet machine, and its text was lost with one try; while a
+/// build ran beside it, three tries (7 times) still lost it. On a short buffer the
+/// budget stays the same: the tries outlast a moment of contention.
 pub const FINAL_TRIES: usize = 5;
 
 /// An utterance that starts at most this long after the audio of the one before
@@ -144,6 +148,10 @@ pub const MAX_CONTEXT_GAP_SEC: f64 = 0.5;
 /// got no text for a 14 s utterance that way. Shorter utterances, where the context
 /// helps most (see [`MAX_CONTEXT_GAP_SEC`]), keep it.
 pub const CONTEXT_RETRY_SPEECH_SEC: f64 = 2.0;
+
+/// Silero hears speech this long after it begins (measured on the two recordings with a
+/// forced alignment: 0.05 s and 0.13 s after the first word's start).
+pub const ONSET_LAG_SEC: f64 = 0.15;
 
 /// One stream's state: the audio buffer and the agreement between hypotheses.
 #[derive(Debug)]
@@ -169,6 +177,29 @@ pub struct OnlineProcessor {
     utterance: Option<(u64, usize)>,
     /// An utterance ended and the next has not started yet.
     between_utterances: bool,
+    /// The current utterance's first sample and where its speech begins (stream
+    /// indices), when the voice activity controller said so.
+    onset: Option<(u64, u64)>,
+    /// How the last hypothesis's words in the padding are retimed for the client.
+    padding_map: Option<PaddingMap>,
+    /// End of the last word sent to the client.
+    output_end: f64,
+}
+
+/// Moves times in `from..to` to `onset..to`, in proportion (see
+/// [`OnlineProcessor::padding_map_for`]); applies to words starting in `start..onset`.
+#[derive(Debug, Clone, Copy)]
+struct PaddingMap {
+    start: f64,
+    onset: f64,
+    from: f64,
+    to: f64,
+}
+
+impl PaddingMap {
+    fn apply(&self, time: f64) -> f64 {
+        self.onset + (time - self.from) * (self.to - self.onset) / (self.to - self.from)
+    }
 }
 
 impl OnlineProcessor {
@@ -185,6 +216,9 @@ impl OnlineProcessor {
             unprocessed_voiced: 0,
             utterance: None,
             between_utterances: false,
+            onset: None,
+            padding_map: None,
+            output_end: 0.0,
         }
     }
 
@@ -300,6 +334,9 @@ impl OnlineProcessor {
         let mut outcome = UpdateOutcome::default();
         for piece in pieces {
             self.insert_audio_at(piece.at, &piece.audio, piece.voiced);
+            if let Some(onset) = piece.onset {
+                self.onset = Some((piece.at.max(self.buffer_start), onset));
+            }
             if piece.ends_utterance {
                 self.finalize(&mut transcribe, &mut outcome)?;
             }
@@ -388,7 +425,7 @@ impl OnlineProcessor {
                 .map(|w| format!("{}@{:.2}", w.text, w.start + offset))
                 .collect::<Vec<_>>()
         );
-        let hypothesis = transcript
+        let hypothesis: Vec<Word> = transcript
             .words
             .iter()
             .map(|w| Word {
@@ -397,6 +434,7 @@ impl OnlineProcessor {
                 text: w.text.clone(),
             })
             .collect();
+        self.padding_map = self.padding_map_for(&hypothesis);
         let mut newly = self.hypotheses.agree(hypothesis);
         self.committed.extend(newly.iter().cloned());
 
@@ -422,7 +460,51 @@ impl OnlineProcessor {
             self.cut_at(cut);
         }
         self.forget_old_committed();
-        Ok(Pass::Heard(Commit::from_words(&newly)))
+        Ok(Pass::Heard(self.output(&newly)))
+    }
+
+    /// Whisper times the first words of an utterance early, into the padding before its
+    /// onset (by 0.4–1 s on the forced-aligned recordings: "this is the acoustic corpus"
+    /// placed from 0.09 s, said from 1.05 s). The map moves words that start in the
+    /// padding, keeping their order and proportions, between the onset (less Silero's
+    /// lag) and the first word of `hypothesis` that starts after it.
+    fn padding_map_for(&self, hypothesis: &[Word]) -> Option<PaddingMap> {
+        let (start, onset) = self.onset?;
+        let start = start as f64 / SAMPLE_RATE as f64;
+        let onset = onset as f64 / SAMPLE_RATE as f64 - ONSET_LAG_SEC;
+        let first = hypothesis
+            .iter()
+            .position(|w| w.start >= start && w.start < onset)?;
+        let to = match hypothesis[first..].iter().find(|w| w.start >= onset) {
+            Some(next) => next.start,
+            None => hypothesis.last()?.end,
+        };
+        (to > onset).then_some(PaddingMap {
+            start,
+            onset,
+            from: hypothesis[first].start,
+            to,
+        })
+    }
+
+    /// Newly committed words as the client gets them: words timed into the padding
+    /// moved after the onset ([`Self::padding_map_for`]), times never going back. Only
+    /// the output is retimed: agreement and trimming keep Whisper's own times, which
+    /// stay consistent from one pass to the next.
+    fn output(&mut self, words: &[Word]) -> Option<Commit> {
+        let mut words = words.to_vec();
+        for word in &mut words {
+            if let Some(map) = &self.padding_map {
+                if word.start >= map.start && word.start < map.onset {
+                    word.start = map.apply(word.start);
+                    word.end = map.apply(word.end.min(map.to)).max(word.start);
+                }
+            }
+            word.start = word.start.max(self.output_end);
+            word.end = word.end.max(word.start);
+            self.output_end = word.end;
+        }
+        Commit::from_words(&words)
     }
 
     /// The start of the current utterance (stream index) when the buffer holds context
@@ -456,7 +538,10 @@ impl OnlineProcessor {
         self.unprocessed_voiced = 0;
         self.utterance = None;
         self.between_utterances = true;
-        Commit::from_words(&words)
+        let commit = self.output(&words);
+        self.onset = None;
+        self.padding_map = None;
+        commit
     }
 
     /// Cuts committed audio off the front of the buffer, keeping the last

@@ -140,6 +140,7 @@ fn each_utterance_is_committed_when_it_ends_on_the_stream_clock() {
         audio: vec![0.0; 20_011],
         voiced: usize::MAX,
         ends_utterance: true,
+        onset: None,
     };
     let outcome = processor
         .update(vec![first], false, 16_000, &mut transcribe)
@@ -158,6 +159,7 @@ fn each_utterance_is_committed_when_it_ends_on_the_stream_clock() {
         audio: vec![0.0; 17_000],
         voiced: usize::MAX,
         ends_utterance: true,
+        onset: None,
     };
     let outcome = processor
         .update(vec![second], false, 16_000, &mut transcribe)
@@ -174,6 +176,7 @@ fn each_utterance_is_committed_when_it_ends_on_the_stream_clock() {
                 audio: Vec::new(),
                 voiced: usize::MAX,
                 ends_utterance: true,
+                onset: None,
             }],
             false,
             16_000,
@@ -197,6 +200,7 @@ fn pauses_alone_call_for_no_transcription() {
         audio: vec![0.0; 16_000],
         voiced,
         ends_utterance,
+        onset: None,
     };
     processor
         .update(
@@ -262,6 +266,7 @@ fn a_cut_transcription_loses_nothing() {
         audio: vec![0.0; 16_000],
         voiced: 16_000,
         ends_utterance,
+        onset: None,
     };
     let ok = |_: &[f32], _: &str| Ok::<_, Infallible>(Some(heard.clone()));
     let cut = |_: &[f32], _: &str| Ok::<_, Infallible>(None);
@@ -531,6 +536,7 @@ fn an_utterance_soon_after_the_last_is_heard_with_its_end_as_context() {
         audio: vec![0.5; seconds * 16_000],
         voiced: usize::MAX,
         ends_utterance: true,
+        onset: None,
     };
     processor
         .update(vec![utterance(0, 1)], false, 16_000, &mut transcribe)
@@ -571,6 +577,7 @@ fn an_utterance_hidden_by_its_context_is_heard_alone() {
         audio: vec![0.5; 16_000],
         voiced: usize::MAX,
         ends_utterance: true,
+        onset: None,
     };
     let outcome = processor
         .update(vec![first], false, 16_000, &mut transcribe)
@@ -582,6 +589,7 @@ fn an_utterance_hidden_by_its_context_is_heard_alone() {
         audio: vec![0.25; samples],
         voiced: usize::MAX,
         ends_utterance,
+        onset: None,
     };
     // 1.5 s of it: too short to doubt the context; nothing new heard yet.
     let outcome = processor
@@ -609,4 +617,47 @@ fn an_utterance_hidden_by_its_context_is_heard_alone() {
     let commit = &outcome.commits[0];
     assert_eq!(commit.text, " after that");
     assert!((commit.start - 1.2).abs() < 1e-9, "{commit:?}");
+}
+
+#[test]
+fn words_timed_into_the_padding_are_moved_after_the_onset() {
+    let mut processor = OnlineProcessor::new(PolicyConfig::default());
+    let mut transcribe = |_: &[f32], _: &str| {
+        Ok::<_, Infallible>(Some(transcript(
+            &[(0.1, 0.4, " this"), (0.5, 0.8, " is"), (1.5, 1.9, " fine")],
+            &[1.9],
+        )))
+    };
+    // Speech heard from 11.0 s; the utterance's audio (with its padding) from 10.0 s.
+    let piece = Piece {
+        at: 160_000,
+        audio: vec![0.0; 48_000],
+        voiced: usize::MAX,
+        ends_utterance: true,
+        onset: Some(176_000),
+    };
+    let outcome = processor
+        .update(vec![piece], false, 16_000, &mut transcribe)
+        .unwrap();
+    let times: Vec<(f64, f64)> = outcome.commits[0]
+        .words
+        .iter()
+        .map(|w| (w.start, w.end))
+        .collect();
+    // From 10.85 s (the onset less Silero's lag) to 11.5 s, where " fine" starts.
+    let scale = (11.5 - 10.85) / (11.5 - 10.1);
+    let at = |t: f64| 10.85 + (t - 10.1) * scale;
+    let expected = [(10.85, at(10.4)), (at(10.5), at(10.8)), (11.5, 11.9)];
+    for (got, want) in times.iter().zip(expected) {
+        assert!(
+            (got.0 - want.0).abs() < 1e-9 && (got.1 - want.1).abs() < 1e-9,
+            "{times:?}"
+        );
+    }
+    // Without an onset (no voice activity controller) the times are Whisper's.
+    let mut processor = OnlineProcessor::new(PolicyConfig::default());
+    processor.insert_audio(&vec![0.0; 48_000]);
+    processor.process(&mut transcribe).unwrap();
+    let commit = processor.finish().unwrap();
+    assert_eq!((commit.words[0].start, commit.words[1].start), (0.1, 0.5));
 }

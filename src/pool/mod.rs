@@ -90,12 +90,16 @@ struct Inbox {
 }
 
 impl Inbox {
-    fn push(&mut self, at: u64, samples: &[f32], voiced: bool) {
+    fn push(&mut self, at: u64, samples: &[f32], voiced: bool, onset: Option<u64>) {
         self.samples += samples.len();
         self.next_at = self.next_at.max(at + samples.len() as u64);
         let voiced = if voiced { samples.len() } else { 0 };
         match self.pieces.last_mut() {
-            Some(last) if !last.ends_utterance && last.at + last.audio.len() as u64 == at => {
+            Some(last)
+                if !last.ends_utterance
+                    && onset.is_none()
+                    && last.at + last.audio.len() as u64 == at =>
+            {
                 last.audio.extend_from_slice(samples);
                 last.voiced += voiced;
             }
@@ -104,6 +108,7 @@ impl Inbox {
                 audio: samples.to_vec(),
                 voiced,
                 ends_utterance: false,
+                onset,
             }),
         }
     }
@@ -114,9 +119,8 @@ impl Inbox {
             // The worker took the audio already: an empty piece carries the mark.
             None => self.pieces.push(Piece {
                 at: self.next_at,
-                audio: Vec::new(),
-                voiced: 0,
                 ends_utterance: true,
+                ..Piece::default()
             }),
         }
     }
@@ -301,14 +305,15 @@ impl StreamHandle {
     /// Adds audio that follows what was received before (all of it counted as speech).
     pub fn push_audio(&self, samples: &[f32]) {
         let at = self.stream.inbox().next_at;
-        self.push_audio_at(at, samples, true);
+        self.push_audio_at(at, samples, true, None);
     }
 
     /// Adds audio whose first sample has stream index `at` (past the audio received so
     /// far: the voice activity controller leaves silence out). `voiced`: whether it
-    /// holds speech, or is a pause inside an utterance.
-    pub fn push_audio_at(&self, at: u64, samples: &[f32], voiced: bool) {
-        self.update_inbox(|inbox| inbox.push(at, samples, voiced));
+    /// holds speech, or is a pause inside an utterance; `onset`: where speech begins
+    /// when this audio starts an utterance.
+    pub fn push_audio_at(&self, at: u64, samples: &[f32], voiced: bool, onset: Option<u64>) {
+        self.update_inbox(|inbox| inbox.push(at, samples, voiced, onset));
     }
 
     /// The utterance whose audio was pushed last has ended: it is transcribed and all of

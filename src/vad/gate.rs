@@ -76,6 +76,9 @@ pub enum GateEvent {
         samples: Vec<f32>,
         /// Whether it holds speech.
         voiced: bool,
+        /// On the first audio of an utterance: the stream index of the first window
+        /// Silero heard as speech (what comes before it is padding).
+        onset: Option<u64>,
     },
     /// The utterance ended: everything pending can be committed.
     EndOfUtterance,
@@ -154,6 +157,7 @@ impl Gate {
                     at,
                     samples: window.to_vec(),
                     voiced: !silent,
+                    onset: None,
                 });
                 let silent_since = match (voiced, silent) {
                     (true, _) => None,
@@ -169,7 +173,7 @@ impl Gate {
                 }
             }
         };
-        if let State::Onset { voiced, .. } = self.state {
+        if let State::Onset { voiced, held } = self.state {
             if voiced >= self.config.min_speech {
                 // Confirmed: the padding and the onset go out as the utterance's start.
                 let samples: Vec<f32> = self.preroll.drain(..).collect();
@@ -178,6 +182,7 @@ impl Gate {
                     at: start,
                     samples,
                     voiced: true,
+                    onset: Some(self.clock - held as u64),
                 });
                 self.state = State::Speech { silent_since: None };
             }
@@ -332,6 +337,15 @@ mod tests {
         // two windows of padding (5 and 6).
         let events = run(&mut gate, &[0.0, 0.9, 0.4, 0.9, 0.9, 0.9]);
         assert_eq!(shape(&events), vec!["5+6", "11+1"]);
+        // The start carries where speech began (window 7); later audio does not.
+        let onsets: Vec<Option<u64>> = events
+            .iter()
+            .map(|e| match e {
+                GateEvent::Audio { onset, .. } => *onset,
+                GateEvent::EndOfUtterance => None,
+            })
+            .collect();
+        assert_eq!(onsets, vec![Some(7 * W as u64), None]);
         assert!(gate.in_speech());
         assert_eq!(shape(&run(&mut gate, &[0.9])), vec!["12+1"]);
     }
