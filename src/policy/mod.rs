@@ -350,9 +350,9 @@ impl OnlineProcessor {
     }
 
     /// The last pass of an utterance (or stream) has no next update to cover its audio:
-    /// a cut one is tried again, up to [`FINAL_TRIES`] times in all (the pool doubles a
-    /// stream's time budget after each cut), before the text heard by the previous pass
-    /// is committed.
+    /// a cut one is tried again, up to [`FINAL_TRIES`] times in all (on a long buffer
+    /// the pool doubles a stream's time budget after each cut), before the text heard
+    /// by the previous pass is committed.
     fn finalize<E>(
         &mut self,
         transcribe: &mut impl FnMut(&[f32], &str) -> Result<Option<Transcript>, E>,

@@ -187,6 +187,8 @@ struct Shared {
     metrics: Arc<Metrics>,
     threads: Arc<ThreadPolicy>,
     budget: UpdateBudget,
+    /// Worker threads in the pool.
+    workers: usize,
 }
 
 /// The workers and the queue that feeds them.
@@ -236,6 +238,7 @@ impl WorkerPool {
             metrics,
             threads,
             budget,
+            workers: workers.max(1),
         });
         let handles = states
             .into_iter()
