@@ -10,6 +10,7 @@
 //! - `agreement`: which words two hypotheses agree on, and which of them were heard
 //!   (and committed) before.
 //! - `repetition`: Whisper's decoding loops, cut before they can be agreed on.
+//! - `padding`: the times of words Whisper placed in an utterance's padding.
 //! - this module: the audio buffer, when it is transcribed and trimmed, and utterance
 //!   ends (the voice activity controller's pieces).
 //!
@@ -17,9 +18,12 @@
 //! backwards; the buffer never holds more than [`PolicyConfig::max_buffer_sec`] of audio.
 
 mod agreement;
+mod padding;
 mod repetition;
 
 pub use agreement::HypothesisBuffer;
+use padding::PaddingMap;
+pub use padding::ONSET_LAG_SEC;
 
 use crate::audio::SAMPLE_RATE;
 use crate::engine::{Transcript, Word};
@@ -149,10 +153,6 @@ pub const MAX_CONTEXT_GAP_SEC: f64 = 0.5;
 /// helps most (see [`MAX_CONTEXT_GAP_SEC`]), keep it.
 pub const CONTEXT_RETRY_SPEECH_SEC: f64 = 2.0;
 
-/// Silero hears speech this long after it begins (measured on the two recordings with a
-/// forced alignment: 0.05 s and 0.13 s after the first word's start).
-pub const ONSET_LAG_SEC: f64 = 0.15;
-
 /// One stream's state: the audio buffer and the agreement between hypotheses.
 #[derive(Debug)]
 pub struct OnlineProcessor {
@@ -184,22 +184,6 @@ pub struct OnlineProcessor {
     padding_map: Option<PaddingMap>,
     /// End of the last word sent to the client.
     output_end: f64,
-}
-
-/// Moves times in `from..to` to `onset..to`, in proportion (see
-/// [`OnlineProcessor::padding_map_for`]); applies to words starting in `start..onset`.
-#[derive(Debug, Clone, Copy)]
-struct PaddingMap {
-    start: f64,
-    onset: f64,
-    from: f64,
-    to: f64,
-}
-
-impl PaddingMap {
-    fn apply(&self, time: f64) -> f64 {
-        self.onset + (time - self.from) * (self.to - self.onset) / (self.to - self.from)
-    }
 }
 
 impl OnlineProcessor {
@@ -434,7 +418,9 @@ impl OnlineProcessor {
                 text: w.text.clone(),
             })
             .collect();
-        self.padding_map = self.padding_map_for(&hypothesis);
+        self.padding_map = self
+            .onset
+            .and_then(|(start, onset)| PaddingMap::new(start, onset, &hypothesis));
         let mut newly = self.hypotheses.agree(hypothesis);
         self.committed.extend(newly.iter().cloned());
 
@@ -463,42 +449,15 @@ impl OnlineProcessor {
         Ok(Pass::Heard(self.output(&newly)))
     }
 
-    /// Whisper times the first words of an utterance early, into the padding before its
-    /// onset (by 0.4–1 s on the forced-aligned recordings: "this is the acoustic corpus"
-    /// placed from 0.09 s, said from 1.05 s). The map moves words that start in the
-    /// padding, keeping their order and proportions, between the onset (less Silero's
-    /// lag) and the first word of `hypothesis` that starts after it.
-    fn padding_map_for(&self, hypothesis: &[Word]) -> Option<PaddingMap> {
-        let (start, onset) = self.onset?;
-        let start = start as f64 / SAMPLE_RATE as f64;
-        let onset = onset as f64 / SAMPLE_RATE as f64 - ONSET_LAG_SEC;
-        let first = hypothesis
-            .iter()
-            .position(|w| w.start >= start && w.start < onset)?;
-        let to = match hypothesis[first..].iter().find(|w| w.start >= onset) {
-            Some(next) => next.start,
-            None => hypothesis.last()?.end,
-        };
-        (to > onset).then_some(PaddingMap {
-            start,
-            onset,
-            from: hypothesis[first].start,
-            to,
-        })
-    }
-
     /// Newly committed words as the client gets them: words timed into the padding
-    /// moved after the onset ([`Self::padding_map_for`]), times never going back. Only
-    /// the output is retimed: agreement and trimming keep Whisper's own times, which
-    /// stay consistent from one pass to the next.
+    /// moved after the onset (see [`padding`]), times never going back. Only the output
+    /// is retimed: agreement and trimming keep Whisper's own times, which stay
+    /// consistent from one pass to the next.
     fn output(&mut self, words: &[Word]) -> Option<Commit> {
         let mut words = words.to_vec();
         for word in &mut words {
             if let Some(map) = &self.padding_map {
-                if word.start >= map.start && word.start < map.onset {
-                    word.start = map.apply(word.start);
-                    word.end = map.apply(word.end.min(map.to)).max(word.start);
-                }
+                map.retime(word);
             }
             word.start = word.start.max(self.output_end);
             word.end = word.end.max(word.start);
