@@ -2,7 +2,14 @@
 //!
 //! * [`Deadline`], its abort callback: whisper.cpp polls it after the encoder and after
 //!   every decoder step, and stops the call once the time budget is spent (the call
-//!   then fails with whisper.cpp's code -6, -8 or -9 and the state stays usable);
+//!   then fails with whisper.cpp's code -6, -8 or -9 and the state stays usable); and
+//!   its encoder-begin callback: whisper.cpp cannot stop an encoder pass once begun, and
+//!   a call whose first window ends before its audio does runs a second one, so a
+//!   second pass that would not end within the budget (by the first pass's duration) is
+//!   not begun — with two busy cores and two clients such passes overran a 2 s budget
+//!   by 0.43 s. The call then returns what its first window gave (Whisper ended that
+//!   window early: what follows is mostly the silence at the buffer's end), and the
+//!   stream's next update hears the rest;
 //! * [`LoopGuard`], its logits filter: before each token it looks at the tokens decoded
 //!   so far, and once they end in a phrase said three times over ("and so and so and
 //!   so", "Thank you. Thank you. Thank you."), it leaves end-of-text as the only choice,
@@ -15,7 +22,7 @@
 
 use std::ffi::c_void;
 use std::os::raw::c_int;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use whisper_rs::{FullParams, WhisperSysContext, WhisperSysState, WhisperTokenData};
@@ -23,19 +30,66 @@ use whisper_rs::{FullParams, WhisperSysContext, WhisperSysState, WhisperTokenDat
 /// The end of a call's time budget.
 #[derive(Debug)]
 pub struct Deadline {
+    began: Instant,
     at: Instant,
     /// Testing only: each poll waits this long first, so that a call runs out of time.
     slow_polls: Option<Duration>,
     expired: AtomicBool,
+    /// When the first encoder pass began (µs after `began`, plus one; 0: not yet).
+    encoder_began: AtomicU64,
+    /// How long the first encoder pass took (µs; 0: not known yet).
+    encoder_took: AtomicU64,
+    /// A later encoder pass was not begun.
+    skipped: AtomicBool,
 }
 
 impl Deadline {
     /// A deadline `budget` from now. `slow_polls` makes every poll wait first (tests only).
     pub fn new(budget: Duration, slow_polls: Option<Duration>) -> Deadline {
+        let began = Instant::now();
         Deadline {
-            at: Instant::now() + budget,
+            began,
+            at: began + budget,
             slow_polls,
             expired: AtomicBool::new(false),
+            encoder_began: AtomicU64::new(0),
+            encoder_took: AtomicU64::new(0),
+            skipped: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether a later encoder pass was not begun (the call's text ends early).
+    pub fn skipped_a_pass(&self) -> bool {
+        self.skipped.load(Ordering::Relaxed)
+    }
+
+    fn micros_since_start(&self) -> u64 {
+        self.began.elapsed().as_micros() as u64
+    }
+
+    /// Whether an encoder pass may begin now: always the first; a later one only if
+    /// it can end in time, taking as long as the first did.
+    fn encoder_may_begin(&self) -> bool {
+        let now = self.micros_since_start();
+        let took = self.encoder_took.load(Ordering::Relaxed);
+        if self.encoder_began.load(Ordering::Relaxed) == 0 {
+            self.encoder_began.store(now + 1, Ordering::Relaxed);
+            return true;
+        }
+        let budget = self.at.duration_since(self.began).as_micros() as u64;
+        let fits = now + took <= budget;
+        if !fits {
+            self.skipped.store(true, Ordering::Relaxed);
+        }
+        fits
+    }
+
+    /// A poll: the first after the first encoder pass began is at that pass's end.
+    fn polled(&self) {
+        let began = self.encoder_began.load(Ordering::Relaxed);
+        if began != 0 && self.encoder_took.load(Ordering::Relaxed) == 0 {
+            let took = self.micros_since_start().saturating_sub(began - 1).max(1);
+            self.encoder_took.store(took, Ordering::Relaxed);
         }
     }
 
@@ -51,13 +105,26 @@ impl Deadline {
         unsafe {
             params.set_abort_callback(Some(abort_when_expired));
             params.set_abort_callback_user_data(self as *const Deadline as *mut c_void);
+            params.set_start_encoder_callback(Some(encoder_may_begin));
+            params.set_start_encoder_callback_user_data(self as *const Deadline as *mut c_void);
         }
     }
+}
+
+unsafe extern "C" fn encoder_may_begin(
+    _ctx: *mut WhisperSysContext,
+    _state: *mut WhisperSysState,
+    data: *mut c_void,
+) -> bool {
+    // SAFETY: `install` passed a pointer to a live `Deadline`.
+    let deadline = unsafe { &*(data as *const Deadline) };
+    deadline.encoder_may_begin()
 }
 
 unsafe extern "C" fn abort_when_expired(data: *mut c_void) -> bool {
     // SAFETY: `install` passed a pointer to a live `Deadline`.
     let deadline = unsafe { &*(data as *const Deadline) };
+    deadline.polled();
     if let Some(wait) = deadline.slow_polls {
         std::thread::sleep(wait);
     }
@@ -191,5 +258,21 @@ mod tests {
         // SAFETY: as above.
         assert!(!unsafe { abort_when_expired(&later as *const Deadline as *mut c_void) });
         assert!(!later.expired());
+    }
+
+    #[test]
+    fn a_second_encoder_pass_begins_only_if_it_can_end_in_time() {
+        // A 10 s budget; the first pass "took" 4 s (set directly: no sleeping in tests).
+        let deadline = Deadline::new(Duration::from_secs(10), None);
+        assert!(deadline.encoder_may_begin(), "the first pass always begins");
+        deadline.polled();
+        assert!(deadline.encoder_took.load(Ordering::Relaxed) > 0);
+        deadline.encoder_took.store(4_000_000, Ordering::Relaxed);
+        assert!(deadline.encoder_may_begin(), "0 s + 4 s fits in 10 s");
+        assert!(!deadline.expired());
+        deadline.encoder_took.store(11_000_000, Ordering::Relaxed);
+        assert!(!deadline.skipped_a_pass());
+        assert!(!deadline.encoder_may_begin(), "0 s + 11 s does not");
+        assert!(deadline.skipped_a_pass() && !deadline.expired());
     }
 }
