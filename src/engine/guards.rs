@@ -59,7 +59,8 @@ impl Deadline {
     }
 
     /// Whether a later encoder pass was not begun (the call's text ends early).
-    pub fn skipped_a_pass(&self) -> bool {
+    #[cfg(test)]
+    fn skipped_a_pass(&self) -> bool {
         self.skipped.load(Ordering::Relaxed)
     }
 
@@ -80,6 +81,12 @@ impl Deadline {
         let fits = now + took <= budget;
         if !fits {
             self.skipped.store(true, Ordering::Relaxed);
+            log::debug!(
+                "a second encoder pass would end past the budget ({} ms in, the first took \
+                 {} ms): not begun",
+                now / 1000,
+                took / 1000
+            );
         }
         fits
     }

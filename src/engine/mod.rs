@@ -463,11 +463,7 @@ impl Transcriber {
             deadline.install(&mut params);
         }
         match self.state.full(params, audio) {
-            Ok(()) => {
-                if deadline.as_ref().is_some_and(Deadline::skipped_a_pass) {
-                    log::debug!("a second encoder pass would have run past the budget: not begun");
-                }
-            }
+            Ok(()) => {}
             Err(_) if deadline.as_ref().is_some_and(Deadline::expired) => return Ok(None),
             Err(whisper_rs::WhisperError::GenericError(KV_CACHE_FAILED)) => {
                 // whisper.cpp freed the state itself: replace it without dropping it.
