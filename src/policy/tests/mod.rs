@@ -13,6 +13,17 @@ fn words(spec: &[(f64, f64, &str)]) -> Vec<Word> {
         .collect()
 }
 
+/// A piece of speech (every sample voiced) from the voice activity controller.
+fn speech(at: u64, audio: Vec<f32>, ends_utterance: bool) -> Piece {
+    Piece {
+        at,
+        audio,
+        voiced: usize::MAX,
+        ends_utterance,
+        onset: None,
+    }
+}
+
 fn texts(words: &[Word]) -> Vec<&str> {
     words.iter().map(|w| w.text.as_str()).collect()
 }
@@ -135,13 +146,7 @@ fn each_utterance_is_committed_when_it_ends_on_the_stream_clock() {
         )))
     };
     // An odd length, so that no sum of seconds can land exactly on the end.
-    let first = Piece {
-        at: 16_000 / 3,
-        audio: vec![0.0; 20_011],
-        voiced: usize::MAX,
-        ends_utterance: true,
-        onset: None,
-    };
+    let first = speech(16_000 / 3, vec![0.0; 20_011], true);
     let outcome = processor
         .update(vec![first], false, 16_000, &mut transcribe)
         .unwrap();
@@ -154,13 +159,7 @@ fn each_utterance_is_committed_when_it_ends_on_the_stream_clock() {
     assert_eq!(processor.buffer_seconds(), 20_011.0 / 16_000.0);
     // The next utterance, 10 s into the stream, long after the end of that one: its
     // buffer holds its own audio only.
-    let second = Piece {
-        at: 160_000,
-        audio: vec![0.0; 17_000],
-        voiced: usize::MAX,
-        ends_utterance: true,
-        onset: None,
-    };
+    let second = speech(160_000, vec![0.0; 17_000], true);
     let outcome = processor
         .update(vec![second], false, 16_000, &mut transcribe)
         .unwrap();
@@ -171,13 +170,7 @@ fn each_utterance_is_committed_when_it_ends_on_the_stream_clock() {
     // An utterance end with nothing new only commits what is pending.
     let outcome = processor
         .update(
-            vec![Piece {
-                at: 177_000,
-                audio: Vec::new(),
-                voiced: usize::MAX,
-                ends_utterance: true,
-                onset: None,
-            }],
+            vec![speech(177_000, Vec::new(), true)],
             false,
             16_000,
             &mut transcribe,

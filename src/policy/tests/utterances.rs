@@ -11,13 +11,7 @@ fn an_utterance_soon_after_the_last_is_heard_with_its_end_as_context() {
         seen.borrow_mut().push(audio.to_vec());
         Ok::<_, Infallible>(Some(transcript(&[(0.1, 0.5, " hello")], &[0.5])))
     };
-    let utterance = |at: u64, seconds: usize| Piece {
-        at,
-        audio: vec![0.5; seconds * 16_000],
-        voiced: usize::MAX,
-        ends_utterance: true,
-        onset: None,
-    };
+    let utterance = |at: u64, seconds: usize| speech(at, vec![0.5; seconds * 16_000], true);
     processor
         .update(vec![utterance(0, 1)], false, 16_000, &mut transcribe)
         .unwrap();
@@ -52,25 +46,14 @@ fn an_utterance_hidden_by_its_context_is_heard_alone() {
         };
         Ok::<_, Infallible>(Some(words))
     };
-    let first = Piece {
-        at: 0,
-        audio: vec![0.5; 16_000],
-        voiced: usize::MAX,
-        ends_utterance: true,
-        onset: None,
-    };
+    let first = speech(0, vec![0.5; 16_000], true);
     let outcome = processor
         .update(vec![first], false, 16_000, &mut transcribe)
         .unwrap();
     assert_eq!(outcome.commits[0].text, " before");
     // The next utterance follows at once (the controller's padding covered the pause).
-    let short = |at: u64, samples: usize, ends_utterance| Piece {
-        at,
-        audio: vec![0.25; samples],
-        voiced: usize::MAX,
-        ends_utterance,
-        onset: None,
-    };
+    let short =
+        |at: u64, samples: usize, ends_utterance| speech(at, vec![0.25; samples], ends_utterance);
     // 1.5 s of it: too short to doubt the context; nothing new heard yet.
     let outcome = processor
         .update(
