@@ -6,12 +6,13 @@
 //! next barrier. Measured on the 2-core benchmark machine, tiny.en, with one other
 //! process busy-looping: 2 threads per call gave a mean latency of 3.1–6.7 s, 1 thread
 //! 1.7 s; with two busy processes single calls took 6–13 s. So each call gets the cores
-//! nobody else is using, shared among the workers busy at that moment, and never fewer
+//! nobody else is using, shared among the workers that may be in a call, and never fewer
 //! than one thread.
 //!
 //! "Nobody else" is measured on Linux from `/proc/stat` (all CPU time) minus this
 //! process's own CPU time, over the last second or so; elsewhere the machine counts as
-//! idle. With `--threads N` the count is fixed instead.
+//! idle. With `--threads N` the count is fixed instead. The workers a call shares the
+//! free cores with are those that may be in a call beside it ([`contenders`]).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -45,7 +46,7 @@ impl ThreadPolicy {
     }
 
     /// Threads for a call that starts now, with `busy_workers` workers (this one
-    /// included) inside a call.
+    /// included) that may be in a call beside it (see [`contenders`]).
     pub fn threads(&self, busy_workers: usize) -> u32 {
         if let Some(fixed) = self.fixed {
             return fixed.max(1);
@@ -75,6 +76,16 @@ impl ThreadPolicy {
     pub fn adaptive(&self) -> bool {
         self.fixed.is_none()
     }
+}
+
+/// Workers that may be in a call while this one runs, this one included: those busy
+/// now, or, with more sessions open, as many as could start a call meanwhile. A call's
+/// threads are fixed when it starts; sized for the workers busy at that moment only, a
+/// call with two threads was joined by a second worker's call, and with one core busy
+/// elsewhere their threads outnumbered the cores and spun at whisper.cpp's barriers
+/// (1 busy core, 2 clients: 7 calls cut, one stream 15.8 s behind).
+pub fn contenders(busy_workers: usize, sessions: usize, workers: usize) -> usize {
+    busy_workers.max(sessions.min(workers)).max(1)
 }
 
 /// The free cores shared among the busy workers, rounded down, within 1..=max.
@@ -163,6 +174,18 @@ fn machine_busy_ticks(line: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calls_are_sized_for_the_workers_that_may_run_beside_them() {
+        // One session: the call may use the whole machine.
+        assert_eq!(contenders(1, 1, 2), 1);
+        // Two sessions, one worker busy so far: the other may start a call any moment.
+        assert_eq!(contenders(1, 2, 2), 2);
+        // More sessions than workers: no more calls than workers at once.
+        assert_eq!(contenders(1, 8, 2), 2);
+        // No session (simulate, the warm-up): this call alone.
+        assert_eq!(contenders(0, 0, 4), 1);
+    }
 
     #[test]
     fn calls_get_the_free_cores_shared_among_busy_workers() {

@@ -58,16 +58,6 @@ impl UpdateBudget {
     }
 }
 
-/// Workers that may be in a call while this one runs, this one included: those busy
-/// now, or, with more sessions open, as many as could start a call meanwhile. A call's
-/// threads are fixed when it starts; sized for the workers busy at that moment only, a
-/// call with two threads was joined by a second worker's call, and with one core busy
-/// elsewhere their threads outnumbered the cores and spun at whisper.cpp's barriers
-/// (1 busy core, 2 clients: 7 calls cut, one stream 15.8 s behind).
-fn contenders(busy_workers: usize, sessions: usize, workers: usize) -> usize {
-    busy_workers.max(sessions.min(workers)).max(1)
-}
-
 /// Test hook: with `StreamConfig::fault_injection` on (the hidden `--fault-injection`
 /// flag), a chunk of audio whose first sample is exactly this value makes the worker
 /// panic, which proves that a panic is contained.
@@ -131,7 +121,7 @@ pub(super) fn update_stream(
             false => stream.language.clone(),
         };
         let limits = CallLimits {
-            threads: shared.threads.threads(contenders(
+            threads: shared.threads.threads(crate::load::contenders(
                 metrics.busy_workers.load(Ordering::Relaxed),
                 metrics.sessions_active.load(Ordering::Relaxed),
                 shared.workers,
@@ -193,18 +183,6 @@ pub(super) fn update_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn calls_are_sized_for_the_workers_that_may_run_beside_them() {
-        // One session: the call may use the whole machine.
-        assert_eq!(contenders(1, 1, 2), 1);
-        // Two sessions, one worker busy so far: the other may start a call any moment.
-        assert_eq!(contenders(1, 2, 2), 2);
-        // More sessions than workers: no more calls than workers at once.
-        assert_eq!(contenders(1, 8, 2), 2);
-        // No session (simulate, the warm-up): this call alone.
-        assert_eq!(contenders(0, 0, 4), 1);
-    }
 
     #[test]
     fn budgets_grow_with_the_audio_and_double_after_each_cut_of_a_long_buffer() {
