@@ -270,10 +270,12 @@ fn connections_beyond_max_connections_get_503_and_are_closed() {
     let response = read_unprompted(server.addr);
     assert!(response.starts_with("HTTP/1.1 503"), "{response}");
     assert!(response.contains("too many connections"), "{response}");
-    // A client that sends its request first gets the same answer.
-    let (status, body) = server.get("/health");
-    println!("/health beyond the limit: {status} {body}");
-    assert_eq!(status, 503, "{body}");
+    // Clients that send their request first get the same answer: the refusal is not
+    // lost to a reset (closing with the request unread resets; 2 in 800 read nothing).
+    for _ in 0..50 {
+        let (status, body) = server.get("/health");
+        assert_eq!(status, 503, "/health beyond the limit: {body}");
+    }
 
     let mut sessions = sessions.into_iter();
     close(sessions.next().unwrap());

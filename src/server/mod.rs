@@ -4,11 +4,13 @@
 //! * `config`: the command line converted once (limits, defaults, `/info` at start);
 //! * `routes`: plain HTTP (`/info`, `/health`, `/ready`, `/metrics`, the page);
 //! * `websocket`: `/transcribe` sessions;
-//! * `vad_model`: the Silero model, loaded (or fetched) at start.
+//! * `vad_model`: the Silero model, loaded (or fetched) at start;
+//! * `closing`: refused and answered connections closed without losing the answer.
 //!
 //! Every connection thread holds the `Shared` state; shutting down stops new sessions
 //! first, lets the open ones flush, and only then stops accepting and the workers.
 
+mod closing;
 mod config;
 mod routes;
 mod vad_model;
@@ -28,6 +30,7 @@ use crate::metrics::Metrics;
 use crate::pool::WorkerPool;
 use crate::session::ShutdownSignal;
 use crate::vad::{SileroError, SileroModel};
+use closing::Closer;
 use config::ServerConfig;
 
 /// Why a server could not start.
@@ -54,6 +57,8 @@ struct Shared {
     /// The model (its languages; the workers hold its states).
     engine: Engine,
     pool: WorkerPool,
+    /// Closes answered plain-HTTP connections (and refusals) gracefully.
+    closer: Closer,
     /// The Silero model, when it could be loaded (required with --vac or --vad).
     silero: Option<Arc<SileroModel>>,
     shutting_down: AtomicBool,
@@ -156,6 +161,7 @@ impl Server {
             threads,
             engine,
             pool,
+            closer: Closer::start().expect("spawning the closer"),
             silero,
             metrics,
             shutting_down: AtomicBool::new(false),
@@ -275,6 +281,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             let _ = stream.set_nonblocking(true);
             let _ = HttpResponse::error(503, "too many connections; try again later")
                 .write_to(&mut stream, false);
+            shared.closer.close(stream);
             continue;
         }
         let shared = Arc::clone(&shared);
@@ -292,28 +299,20 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 
 fn handle_connection(mut stream: TcpStream, shared: &Shared) {
     let deadline = Instant::now() + shared.config.handshake_timeout;
-    let (head, leftover) = match http::read_head(&mut stream, deadline) {
-        Ok(request) => request,
-        Err(HeadError::Timeout) => {
-            let _ = HttpResponse::error(408, "request head not received in time")
-                .write_to(&mut stream, false);
+    let (response, head_only) = match http::read_head(&mut stream, deadline) {
+        Ok((head, leftover)) if head.path == "/transcribe" && head.is_websocket_upgrade() => {
+            websocket::handle(stream, &head, leftover, shared);
             return;
         }
+        Ok((head, _)) => (routes::route(&head, shared), head.method == "HEAD"),
         Err(HeadError::Closed) | Err(HeadError::Io(_)) => return,
-        Err(e @ HeadError::TooLarge) => {
-            let _ = HttpResponse::error(431, &e.to_string()).write_to(&mut stream, false);
-            return;
-        }
-        Err(e @ HeadError::Malformed(_)) => {
-            let _ = HttpResponse::error(400, &e.to_string()).write_to(&mut stream, false);
-            return;
-        }
+        Err(HeadError::Timeout) => (
+            HttpResponse::error(408, "request head not received in time"),
+            false,
+        ),
+        Err(e @ HeadError::TooLarge) => (HttpResponse::error(431, &e.to_string()), false),
+        Err(e @ HeadError::Malformed(_)) => (HttpResponse::error(400, &e.to_string()), false),
     };
-    if head.path == "/transcribe" && head.is_websocket_upgrade() {
-        websocket::handle(stream, &head, leftover, shared);
-        return;
-    }
-    let head_only = head.method == "HEAD";
-    let response = routes::route(&head, shared);
     let _ = response.write_to(&mut stream, head_only);
+    shared.closer.close(stream);
 }

@@ -15,16 +15,11 @@ use crate::session::{self, SessionEnv, SessionParts, ShutdownSignal};
 use crate::vad::VoiceController;
 
 /// Checks the upgrade request and, if it passes, runs the session to its end.
-pub(super) fn handle(
-    mut stream: TcpStream,
-    head: &RequestHead,
-    leftover: Vec<u8>,
-    shared: &Shared,
-) {
+pub(super) fn handle(stream: TcpStream, head: &RequestHead, leftover: Vec<u8>, shared: &Shared) {
     let config = &shared.config;
     let upgrade = match Upgrade::check(head, config.api_key.as_deref(), shared.is_shutting_down()) {
         Ok(upgrade) => upgrade,
-        Err(refusal) => return refusal.send(&mut stream),
+        Err(refusal) => return refuse(refusal, stream, shared),
     };
     let sessions = shared
         .metrics
@@ -34,7 +29,7 @@ pub(super) fn handle(
     let _session = CountGuard(&shared.metrics.sessions_active);
     if sessions > config.max_sessions {
         let max_sessions = config.max_sessions;
-        return Refusal::Busy { max_sessions }.send(&mut stream);
+        return refuse(Refusal::Busy { max_sessions }, stream, shared);
     }
     let parts = match voice_controller(&upgrade.options, shared).and_then(|vac| {
         let options = stream_options(&upgrade.options, shared)?;
@@ -49,7 +44,7 @@ pub(super) fn handle(
                 words: upgrade.options.words,
             }
         }
-        Err(refusal) => return refusal.send(&mut stream),
+        Err(refusal) => return refuse(refusal, stream, shared),
     };
     let peer = stream
         .peer_addr()
@@ -67,6 +62,12 @@ pub(super) fn handle(
     };
     session::run(stream, &upgrade, leftover, parts, &env);
     log::info!("session from {peer} ended");
+}
+
+/// Answers a refused upgrade and closes without losing the answer.
+fn refuse(refusal: Refusal, mut stream: TcpStream, shared: &Shared) {
+    refusal.send(&mut stream);
+    shared.closer.close(stream);
 }
 
 /// The stream's language and task, if the model can do them.
