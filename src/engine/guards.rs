@@ -79,7 +79,9 @@ impl Deadline {
         }
         let budget = self.at.duration_since(self.began).as_micros() as u64;
         let fits = now + took <= budget;
-        if !fits {
+        if fits {
+            log::debug!("a second encoder pass begins ({} ms in)", now / 1000);
+        } else {
             self.skipped.store(true, Ordering::Relaxed);
             log::debug!(
                 "a second encoder pass would end past the budget ({} ms in, the first took \
