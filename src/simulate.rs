@@ -58,7 +58,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<SimulationReport> {
         _ => None,
     };
     let mut transcriber = engine.transcriber().context("creating a whisper state")?;
-    let config = args.policy.stream_config(false);
+    let config = args.policy.stream_config(engine.is_tiny(), false);
     let mut processor = OnlineProcessor::new(config.policy);
     let chunk = crate::audio::samples(config.min_chunk_sec).max(1);
 

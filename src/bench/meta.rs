@@ -45,6 +45,14 @@ impl Meta {
                     .map(|(_, v)| v.trim().to_string())
             });
         let vac = server_vac(args, server_info.as_ref());
+        // The server's own figure (its default depends on the model), else the flag's.
+        let min_chunk_size = server_info.as_ref().map_or_else(
+            || {
+                let tiny = args.model.model_name().starts_with("tiny");
+                args.policy.min_chunk_sec(tiny)
+            },
+            |info| info.minimum_chunk_size,
+        );
         Meta {
             date: utc_now(),
             command: command.join(" "),
@@ -57,7 +65,7 @@ impl Meta {
                 .map_or(ServerUnderTest::Child, ServerUnderTest::Remote),
             server_info,
             model: args.model.model_name(),
-            min_chunk_size: args.policy.min_chunk_size,
+            min_chunk_size,
             beam_size: args.model.beam_size,
             full_audio_ctx: args.model.full_audio_ctx,
             floor_threads,

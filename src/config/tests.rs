@@ -94,7 +94,15 @@ fn flags_parse_and_default() {
     let cli = Cli::try_parse_from(["reswhis", "--port", "0", "--min-chunk-size", "0.5"]).unwrap();
     assert!(cli.command.is_none());
     assert_eq!(cli.serve.port, 0);
-    assert_eq!(cli.serve.policy.min_chunk_size, 0.5);
+    assert_eq!(cli.serve.policy.min_chunk_size, Some(0.5));
+    // Unset, the update interval is the model's default.
+    let unset = serve_args(&[]).policy;
+    assert_eq!(
+        (unset.min_chunk_sec(true), unset.min_chunk_sec(false)),
+        (0.75, 1.0)
+    );
+    assert!(unset.to_args().iter().all(|a| a != "--min-chunk-size"));
+    assert_eq!(cli.serve.policy.min_chunk_sec(false), 0.5);
     assert_eq!(cli.serve.policy.buffer_trimming_sec, 6.0);
     let sim = Cli::try_parse_from(["reswhis", "simulate", "a.wav", "--fast"]).unwrap();
     assert!(matches!(sim.command, Some(Command::Simulate(ref s)) if s.fast));

@@ -296,6 +296,12 @@ impl Engine {
         self.multilingual
     }
 
+    /// Whether the model is a tiny one (an encoder of 4 layers): the one model whose
+    /// calls are short enough on a CPU for the shortest default update interval.
+    pub fn is_tiny(&self) -> bool {
+        self.context.model_n_audio_layer() <= 4
+    }
+
     /// The decoding options every call starts from.
     pub fn options(&self) -> &DecodeOptions {
         &self.options

@@ -57,7 +57,7 @@ impl ServerConfig {
             model_size: args.model.model_label(),
             language: args.model.language.clone(),
             sampling_rate: SAMPLE_RATE,
-            minimum_chunk_size: args.policy.min_chunk_size,
+            minimum_chunk_size: args.policy.min_chunk_sec(engine.is_tiny()),
             voice_activity_controller: args.voice.vac,
             use_voice_activity_detection: args.voice.vad,
             version: env!("CARGO_PKG_VERSION").into(),

@@ -138,7 +138,8 @@ impl Server {
             &engine,
             workers as usize,
             args.max_sessions.max(1),
-            args.policy.stream_config(args.fault_injection),
+            args.policy
+                .stream_config(engine.is_tiny(), args.fault_injection),
             Arc::clone(&metrics),
             Arc::clone(&threads),
         )?;
