@@ -7,7 +7,8 @@ setlocal
 rem ---- settings -----------------------------------------------------------------
 if not defined MODEL set "MODEL=tiny.en"
 if not defined LANGUAGE set "LANGUAGE=en"
-if not defined MINIMUM_CHUNK_SIZE set "MINIMUM_CHUNK_SIZE=0.75"
+rem MINIMUM_CHUNK_SIZE: seconds of new audio per update; left unset, reswhis uses 0.75 with
+rem a tiny model and 1.0 with a larger one. To choose: set "MINIMUM_CHUNK_SIZE=0.75"
 if not defined HOST set "HOST=127.0.0.1"
 if not defined PORT set "PORT=8000"
 rem USE_GPU: auto builds with CUDA when nvcc is on PATH; true or false to force.

@@ -7,7 +7,7 @@ set -euo pipefail
 # ---- settings ---------------------------------------------------------------------
 MODEL=${MODEL:-tiny.en}                  # tiny, tiny.en, base, base.en, small, … or a path
 LANGUAGE=${LANGUAGE:-en}                 # language code, or auto
-MINIMUM_CHUNK_SIZE=${MINIMUM_CHUNK_SIZE:-0.75}  # seconds of new audio per update
+MINIMUM_CHUNK_SIZE=${MINIMUM_CHUNK_SIZE:-}     # seconds of new audio per update (empty: 0.75 tiny, 1.0 larger)
 HOST=${HOST:-127.0.0.1}                  # 0.0.0.0 to accept other machines
 PORT=${PORT:-8000}
 USE_GPU=${USE_GPU:-auto}                 # auto: CUDA build when nvcc is found; true; false
@@ -62,6 +62,8 @@ esac
 echo "run.sh: building (${build[*]})"
 "${build[@]}"
 
-export MODEL LANGUAGE MINIMUM_CHUNK_SIZE HOST PORT USE_GPU
+export MODEL LANGUAGE HOST PORT USE_GPU
+# Unset, reswhis picks the interval for the model.
+if [ -n "$MINIMUM_CHUNK_SIZE" ]; then export MINIMUM_CHUNK_SIZE; else unset MINIMUM_CHUNK_SIZE; fi
 export USE_VOICE_ACTIVITY_CONTROLLER USE_VOICE_ACTIVITY_DETECTION
 exec "$binary" "$@"
