@@ -429,10 +429,11 @@ fn ctrl_c_flushes_every_session() {
     );
     assert!(
         // Spoken in the first 6 s: "And so my fellow Americans, ask not what your…"
-        // (tiny.en hears "ask not" alone as "asked not" or "asked not to").
+        // (tiny.en hears "ask not" alone as "asked not" or "asked not to", and the
+        // words cut at 6 s as "what your" or "what you are coming to").
         contains_words(&transcript, "and so my fellow americans")
             && contains_words(&transcript, "not")
-            && contains_words(&transcript, "what your"),
+            && contains_words(&transcript, "what"),
         "the words before the interrupt are missing: {transcript:?}\n{log}"
     );
     assert!(received.done, "no done: {received:?}\n{log}");
