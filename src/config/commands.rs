@@ -111,9 +111,15 @@ pub struct SimulateArgs {
     /// Voice activity.
     #[command(flatten)]
     pub voice: VoiceArgs,
-    /// Feed the audio as fast as possible instead of in real time.
+    /// Feed the audio as fast as possible instead of in real time: the clock is then a
+    /// virtual one (audio time plus the time the Whisper calls took), so latencies and
+    /// the calls made are those of a real-time client on an otherwise idle worker.
     #[arg(long)]
     pub fast: bool,
+    /// Milliseconds of audio per frame, as a client sends them (bench and the web page
+    /// send 100 ms).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub frame_ms: u32,
 }
 
 /// Options of `reswhis bench` (see [`crate::bench`] for what it measures).
