@@ -8,7 +8,9 @@
 //! * [`ct2`]: the `model.bin` reader (and int8/int16 dequantisation);
 //! * [`ggml`]: hyper-parameters, the tensor mapping and the ggml writer;
 //! * [`mel`]: the mel filterbank stored in the ggml file;
-//! * [`vocab`]: GPT-2 byte-level token decoding.
+//! * [`vocab`]: GPT-2 byte-level token decoding;
+//! * [`quantize`]: a ggml model's matrices rewritten as 8-bit `q8_0` blocks, in memory
+//!   (what the engine loads on a CPU).
 //!
 //! [`silero::convert_silero_onnx`] reads Silero's ONNX file ([`onnx`]: a minimal
 //! protobuf reader) and writes the VAD file whisper.cpp and [`crate::vad`] load.
@@ -20,6 +22,7 @@ pub mod ct2;
 pub mod ggml;
 pub mod mel;
 pub mod onnx;
+pub mod quantize;
 pub mod silero;
 pub mod vocab;
 
