@@ -84,6 +84,9 @@ pub struct Details {
     /// What the model runs on: the GPU's name, or the CPU's.
     #[serde(default)]
     pub device: String,
+    /// The type the model's matrices are computed in ("q8_0", "f16"; see `--weights`).
+    #[serde(default)]
+    pub weights: String,
     /// `--beam-size`.
     #[serde(default)]
     pub beam_size: u32,
@@ -245,6 +248,7 @@ impl Info {
                 },
                 gpu: false,
                 device: "CPU".into(),
+                weights: "q8_0".into(),
                 beam_size: 1,
                 buffer_trimming_sec: 6.0,
                 trim_context_sec: 3.0,

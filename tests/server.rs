@@ -367,7 +367,19 @@ fn http_endpoints() {
     assert!(info["version"].as_str().is_some_and(|v| !v.is_empty()));
     assert!(info["workers"].as_u64().is_some_and(|w| w >= 1));
     assert!(info["gpu"].is_boolean());
+    if info["gpu"] == false {
+        // Quantised as it loads on a CPU (README, "8-bit weights"); every transcription
+        // in these tests runs on those weights.
+        assert_eq!(info["weights"], "q8_0");
+    }
     assert_eq!(info["active_sessions"], 0);
+    let as_stored = start(&["--weights", "file"]);
+    assert_eq!(
+        common::info(&as_stored)["weights"],
+        "f16",
+        "the standard file is f16"
+    );
+    drop(as_stored);
 
     let (status, head, body) = http_get_with_head(server.addr, "/");
     assert_eq!(status, 200, "{head}");

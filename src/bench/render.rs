@@ -71,14 +71,15 @@ impl fmt::Display for Header<'_> {
         )?;
         writeln!(
             f,
-            "- Server: {} — model {}, {} worker(s) × {} thread(s), min chunk {} s, buffer \
-             trimmed past {} s keeping {} s of context, beam {}, {} audio ctx{}",
+            "- Server: {} — model {} ({} weights), {} worker(s) × {} thread(s), min chunk {} s, \
+             buffer trimmed past {} s keeping {} s of context, beam {}, {} audio ctx{}",
             match &meta.server {
                 ServerUnderTest::Remote(url) => format!("{url} (as running)"),
                 ServerUnderTest::Child =>
                     "`reswhis serve` as a child process, fresh for every round".to_string(),
             },
             info.map_or(meta.model.as_str(), |i| i.model_size.as_str()),
+            details.map_or("?", |d| d.weights.as_str()),
             json(details.map(|d| d.workers.into())),
             json(details.map(|d| d.threads_per_worker.into())),
             json(info.map(|i| i.minimum_chunk_size.into())),

@@ -187,6 +187,7 @@ pub(super) fn synthetic_report(args: &BenchArgs, second_round_clients: usize) ->
                 "auth_required": false,
                 "workers": 2,
                 "threads_per_worker": 4,
+                "weights": "q8_0",
                 "buffer_trimming_sec": 6.0,
                 "trim_context_sec": 3.0,
                 "beam_size": 1,
@@ -227,7 +228,7 @@ const MARKDOWN_SNAPSHOT: &str = r#"## reswhis bench, 2026-03-01 12:34 UTC
 - Command: `reswhis bench --clients 1,2 --files 'a b.wav'`
 - Commit: abc1234 (uncommitted changes)
 - Machine: 16 CPU(s) (nproc), Test CPU @ 3.00GHz
-- Server: `reswhis serve` as a child process, fresh for every round — model tiny.en, 2 worker(s) × 4 thread(s), min chunk 1.0 s, buffer trimmed past 6.0 s keeping 3.0 s of context, beam 1, fitted audio ctx
+- Server: `reswhis serve` as a child process, fresh for every round — model tiny.en (q8_0 weights), 2 worker(s) × 4 thread(s), min chunk 1.0 s, buffer trimmed past 6.0 s keeping 3.0 s of context, beam 1, fitted audio ctx
 - Audio: 2 file(s), 42.5 s; each client streams every file (client c starts at file c), in real time, 100 ms frames, a new connection per file
 - Definitions: *latency* = arrival of a committed message − (stream start + its `to`), where stream start is the capture of the first sample (a frame is sent when its last sample is due); *first text* = stream start → first committed message; *growth* = mean latency of messages ending in the last third of their file − in the first third, over files ≥ 10 s, pooled; percentiles are nearest-rank; WER = word errors / reference words over all streams (reswhis::wer normalisation); server CPU = user + system seconds of the server process over the round (/info), per second of audio streamed.
 
@@ -269,7 +270,7 @@ const REMOTE_MARKDOWN_SNAPSHOT: &str = r#"## reswhis bench, 2026-03-01 12:34 UTC
 - Command: `reswhis bench --clients 1,2 --files 'a b.wav'`
 - Commit: unknown
 - Machine: 16 CPU(s) (nproc), unknown CPU
-- Server: ws://10.0.0.7:8000/transcribe?token=k (as running) — model tiny.en, ? worker(s) × ? thread(s), min chunk ? s, buffer trimmed past ? s keeping ? s of context, beam ?, full audio ctx
+- Server: ws://10.0.0.7:8000/transcribe?token=k (as running) — model tiny.en (? weights), ? worker(s) × ? thread(s), min chunk ? s, buffer trimmed past ? s keeping ? s of context, beam ?, full audio ctx
 - Audio: 2 file(s), 42.5 s; each client streams every file (client c starts at file c), in real time, 100 ms frames, a new connection per file
 - Definitions: *latency* = arrival of a committed message − (stream start + its `to`), where stream start is the capture of the first sample (a frame is sent when its last sample is due); *first text* = stream start → first committed message; *growth* = mean latency of messages ending in the last third of their file − in the first third, over files ≥ 10 s, pooled; percentiles are nearest-rank; WER = word errors / reference words over all streams (reswhis::wer normalisation); server CPU = user + system seconds of the server process over the round (/info), per second of audio streamed.
 

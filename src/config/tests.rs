@@ -21,7 +21,7 @@ fn serve_args(flags: &[String]) -> ServeArgs {
 #[test]
 fn model_and_policy_flags_round_trip() {
     let flags = "--model /m/ggml-base.bin --models-dir /data/modèles --language de \
-                 --threads 3 --beam-size 5 --gpu false --full-audio-ctx true \
+                 --threads 3 --beam-size 5 --gpu false --full-audio-ctx true --weights file \
                  --min-chunk-size 0.35 --buffer-trimming-sec 9.125 --prompt-chars 120 \
                  --trim-context-sec 0.1 --vac false --vad true --vad-model /v.bin \
                  --vac-min-silence-ms 750 --vac-threshold 0.45 --vac-padding-ms 120";
@@ -42,6 +42,7 @@ fn model_and_policy_flags_round_trip() {
         beam_size,
         gpu,
         full_audio_ctx,
+        weights,
     } = &given.model;
     assert_ne!(*model, defaults.model.model);
     assert_ne!(*models_dir, defaults.model.models_dir);
@@ -50,6 +51,7 @@ fn model_and_policy_flags_round_trip() {
     assert_ne!(*beam_size, defaults.model.beam_size);
     assert_ne!(*gpu, defaults.model.gpu);
     assert_ne!(*full_audio_ctx, defaults.model.full_audio_ctx);
+    assert_ne!(*weights, defaults.model.weights);
     let PolicyArgs {
         min_chunk_size,
         buffer_trimming_sec,

@@ -9,7 +9,7 @@ use clap::Args;
 
 use super::{positive_seconds, probability, seconds, DEFAULT_VAD_MODEL};
 use crate::audio::SAMPLE_RATE;
-use crate::engine::{resolve_model_path, DecodeOptions, Engine, EngineError};
+use crate::engine::{resolve_model_path, DecodeOptions, Engine, EngineError, Weights};
 use crate::policy::PolicyConfig;
 use crate::pool::StreamConfig;
 use crate::vad::GateConfig;
@@ -43,6 +43,12 @@ pub struct ModelArgs {
     #[arg(long, env = "FULL_AUDIO_CTX", default_value_t = false, action = clap::ArgAction::Set,
           value_parser = BoolishValueParser::new())]
     pub full_audio_ctx: bool,
+    /// Weights to compute with: `q8_0` quantises the model's matrices to 8 bits as it
+    /// loads (on a CPU 10–25 % faster calls at the same accuracy, measured with
+    /// tiny.en), `file` keeps the file's (f16 in the standard files), `auto` is `q8_0`
+    /// on a CPU and `file` on a GPU.
+    #[arg(long, env = "WEIGHTS", value_enum, default_value_t = Weights::Auto)]
+    pub weights: Weights,
 }
 
 impl ModelArgs {
@@ -86,6 +92,7 @@ impl ModelArgs {
             &self.model_path(),
             &self.model_name(),
             self.use_gpu(),
+            self.weights,
             options,
         )
     }
@@ -103,6 +110,7 @@ impl ModelArgs {
             beam_size,
             gpu,
             full_audio_ctx,
+            weights,
         } = self;
         let mut args = Vec::new();
         if let Some(model) = model {
@@ -124,6 +132,8 @@ impl ModelArgs {
             gpu.to_string(),
             "--full-audio-ctx".to_string(),
             full_audio_ctx.to_string(),
+            "--weights".to_string(),
+            weights.to_string(),
         ]);
         args
     }

@@ -7,14 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use whisper_rs::{
-    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
-};
+use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperState};
 
 mod annotations;
 pub mod guards;
 mod logging;
 mod transcript;
+pub mod weights;
 
 pub use annotations::drop_annotations;
 
@@ -22,6 +21,7 @@ use crate::vad::filter::{FilterConfig, Filtered};
 use crate::vad::{Silero, SileroModel};
 use guards::{Deadline, LoopGuard};
 pub use transcript::{Transcript, Word};
+pub use weights::Weights;
 
 /// Why a model cannot be loaded or run.
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +154,8 @@ pub struct Engine {
     device: String,
     /// Whether that is a GPU.
     on_gpu: bool,
+    /// The type the model's matrices are in ("q8_0", "f16").
+    weights: String,
     /// Silero, when each transcription is VAD-filtered (`--vad`).
     vad_filter: Option<Arc<SileroModel>>,
 }
@@ -164,6 +166,7 @@ impl Engine {
         path: &Path,
         name: &str,
         use_gpu: bool,
+        weights: Weights,
         options: DecodeOptions,
     ) -> Result<Engine, EngineError> {
         logging::install();
@@ -178,18 +181,15 @@ impl Engine {
         // filter) when a decoding window advances by less than ~0.16 s, which audio
         // from any client can cause. Measured on the benchmark files, DTW gained 0.3
         // WER points and cost 25% more CPU.
-        let params = WhisperContextParameters {
-            use_gpu,
-            ..WhisperContextParameters::default()
-        };
-        let context = WhisperContext::new_with_params(path, params).map_err(|_| {
-            EngineError::ModelInvalid {
-                path: path.to_path_buf(),
-                name: name.to_string(),
-            }
-        })?;
-        let multilingual = context.is_multilingual();
         let (device, on_gpu) = compute_device(use_gpu);
+        let (context, weights) =
+            weights::load(path, use_gpu, weights, on_gpu).ok_or_else(|| {
+                EngineError::ModelInvalid {
+                    path: path.to_path_buf(),
+                    name: name.to_string(),
+                }
+            })?;
+        let multilingual = context.is_multilingual();
         if let Some(language) = &options.language {
             check_language(language, multilingual, &path.display().to_string())?;
         }
@@ -200,6 +200,7 @@ impl Engine {
             multilingual,
             device,
             on_gpu,
+            weights,
             vad_filter: None,
         })
     }
@@ -208,6 +209,12 @@ impl Engine {
     /// GPU is used, else the CPU's ("AMD EPYC 7B13"), as ggml's device registry gives it.
     pub fn device(&self) -> &str {
         &self.device
+    }
+
+    /// The type the model's matrices are computed in: "q8_0" when quantised as it
+    /// loaded (see [`weights`]), else the file's ("f16" for the standard files).
+    pub fn weights(&self) -> &str {
+        &self.weights
     }
 
     /// Whether the model runs on a GPU (asked for, built with it, and one was found).

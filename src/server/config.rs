@@ -84,6 +84,7 @@ impl ServerConfig {
                 },
                 gpu: engine.on_gpu(),
                 device: engine.device().into(),
+                weights: engine.weights().into(),
                 beam_size: args.model.beam_size,
                 buffer_trimming_sec: args.policy.buffer_trimming_sec,
                 trim_context_sec: args.policy.trim_context_sec,

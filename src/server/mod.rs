@@ -125,9 +125,10 @@ impl Server {
         );
         let mut engine = args.model.load_engine(options)?;
         log::info!(
-            "model on {} ({})",
+            "model on {} ({}), {} weights",
             engine.device(),
-            if engine.on_gpu() { "GPU" } else { "CPU" }
+            if engine.on_gpu() { "GPU" } else { "CPU" },
+            engine.weights()
         );
         if args.voice.vad {
             let model = silero.clone().expect("loaded when --vad is on");
