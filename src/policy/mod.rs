@@ -320,6 +320,11 @@ impl OnlineProcessor {
             self.insert_audio_at(piece.at, &piece.audio, piece.voiced);
             if let Some(onset) = piece.onset {
                 self.onset = Some((piece.at.max(self.buffer_start), onset));
+                // The padding before the onset is not new speech: a pass over it and the
+                // 128 ms that confirmed the onset hears nothing worth agreeing on (tiny.en
+                // answered "Thank you. Thank you." to the benchmark's pauses stream).
+                self.unprocessed =
+                    (self.received.saturating_sub(onset) as usize).min(self.unprocessed);
             }
             if piece.ends_utterance {
                 self.finalize(&mut transcribe, &mut outcome)?;
@@ -409,7 +414,7 @@ impl OnlineProcessor {
                 .map(|w| format!("{}@{:.2}", w.text, w.start + offset))
                 .collect::<Vec<_>>()
         );
-        let hypothesis: Vec<Word> = transcript
+        let mut hypothesis: Vec<Word> = transcript
             .words
             .iter()
             .map(|w| Word {
@@ -418,6 +423,7 @@ impl OnlineProcessor {
                 text: w.text.clone(),
             })
             .collect();
+        repetition::truncate_repeats_past(&mut hypothesis, offset + self.buffer_seconds());
         self.padding_map = self
             .onset
             .and_then(|(start, onset)| PaddingMap::new(start, onset, &hypothesis));

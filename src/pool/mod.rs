@@ -148,6 +148,9 @@ struct Stream {
     detector: Mutex<Detector>,
     min_chunk_samples: usize,
     fault_injection: bool,
+    /// Test hook: the next call of this stream has its budget polls slowed down (set by
+    /// audio that starts with [`SLOW_SAMPLE`]).
+    slow_next_call: AtomicBool,
     /// Calls of this stream cut in a row (doubles the next budget).
     cuts_in_a_row: AtomicU32,
 }
@@ -281,6 +284,7 @@ impl WorkerPool {
             detector: Mutex::new(Detector::new()),
             min_chunk_samples: crate::audio::samples(self.config.min_chunk_sec),
             fault_injection: self.config.fault_injection,
+            slow_next_call: AtomicBool::new(false),
             cuts_in_a_row: AtomicU32::new(0),
         });
         let handle = StreamHandle {

@@ -63,8 +63,10 @@ impl UpdateBudget {
 /// panic, which proves that a panic is contained.
 pub const PANIC_SAMPLE: i16 = -32_123;
 
-/// Test hook, as [`PANIC_SAMPLE`]: the update that starts with this sample has every
-/// poll of its time budget slowed down, so that whisper.cpp stops it.
+/// Test hook, as [`PANIC_SAMPLE`]: after audio that starts with this sample, the
+/// stream's next Whisper call (a stream with voice activity control makes none until an
+/// utterance has had some speech) has every poll of its time budget slowed down, so
+/// that whisper.cpp stops it.
 pub const SLOW_SAMPLE: i16 = -32_111;
 
 /// How long each budget poll of a [`SLOW_SAMPLE`] update waits.
@@ -98,7 +100,9 @@ pub(super) fn update_stream(
     if injected(PANIC_SAMPLE) {
         panic!("fault injection: panic requested by the client's audio");
     }
-    let slow_polls = injected(SLOW_SAMPLE).then_some(SLOW_POLL);
+    if injected(SLOW_SAMPLE) {
+        stream.slow_next_call.store(true, Ordering::Relaxed);
+    }
     let metrics = &shared.metrics;
     let detecting = stream.language == CallLanguage::Detect;
     let new_audio: usize = pieces.iter().map(|p| p.audio.len()).sum();
@@ -127,7 +131,10 @@ pub(super) fn update_stream(
                 shared.workers,
             )),
             budget: Some(shared.budget.for_call(audio_seconds, cuts)),
-            slow_polls,
+            slow_polls: stream
+                .slow_next_call
+                .swap(false, Ordering::Relaxed)
+                .then_some(SLOW_POLL),
             language,
             translate: stream.translate,
         };

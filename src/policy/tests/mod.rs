@@ -516,4 +516,5 @@ fn word_comparison_ignores_case_and_punctuation() {
     assert!(same_word(" -", "-"));
 }
 
+mod past_end;
 mod utterances;
