@@ -52,7 +52,7 @@ impl Default for GateConfig {
         GateConfig {
             threshold: 0.5,
             neg_threshold: 0.35,
-            min_silence: ms_to_samples(700),
+            min_silence: ms_to_samples(500),
             pad_before: ms_to_samples(1000),
             min_speech: 4 * WINDOW,
         }
