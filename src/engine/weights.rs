@@ -6,13 +6,17 @@
 //! `--weights q8_0` asks otherwise.
 //!
 //! Invariant: whatever is asked, a model whisper.cpp can load is loaded; when the
-//! quantised copy cannot be made or loaded, the file itself is, with a warning.
+//! quantised copy cannot be made or loaded, the file itself is, with a warning. A file
+//! that the quantiser finds cut short is refused, not handed to whisper.cpp (which can
+//! abort the process on one). Only the quantiser reads the whole file.
 
+use std::io::Read;
 use std::path::Path;
 
 use whisper_rs::{WhisperContext, WhisperContextParameters};
 
 use crate::convert::quantize::to_q8_0;
+use crate::convert::ConvertError;
 
 /// `--weights`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -52,8 +56,10 @@ pub fn ftype_name(ftype: i32) -> String {
 }
 
 /// The `ftype` in a model file's header (after the magic and ten other fields).
-fn file_ftype(bytes: &[u8]) -> Option<i32> {
-    Some(i32::from_le_bytes(bytes.get(44..48)?.try_into().ok()?))
+fn file_ftype(path: &Path) -> Option<i32> {
+    let mut head = [0u8; 48];
+    std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
+    Some(i32::from_le_bytes([head[44], head[45], head[46], head[47]]))
 }
 
 /// Loads the model at `path` with `weights` (`use_gpu`: whether the GPU is asked for;
@@ -74,9 +80,9 @@ pub fn load(
         Weights::Q8_0 => true,
         Weights::File => false,
     };
-    let bytes = std::fs::read(path).ok()?;
-    let stored = file_ftype(&bytes).map_or_else(|| "unknown".to_string(), ftype_name);
+    let stored = file_ftype(path).map_or_else(|| "unknown".to_string(), ftype_name);
     if quantise {
+        let bytes = std::fs::read(path).ok()?;
         match to_q8_0(&bytes) {
             Ok(Some(quantised)) => {
                 drop(bytes);
@@ -89,6 +95,16 @@ pub fn load(
                 }
             }
             Ok(None) => {}
+            // whisper.cpp does not check every length it reads: a model cut short in its
+            // vocabulary loaded, then aborted the process (std::out_of_range) at its first
+            // use. The walk over the layout saw the cut.
+            Err(ConvertError::Truncated { what, offset, .. }) => {
+                log::error!(
+                    "{}: the file ends at byte {offset}, in {what}",
+                    path.display()
+                );
+                return None;
+            }
             Err(e) => log::warn!(
                 "{}: cannot quantise ({e}); using the file's weights",
                 path.display()
