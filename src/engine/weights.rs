@@ -32,12 +32,11 @@ pub enum Weights {
 }
 
 impl std::fmt::Display for Weights {
+    /// The value as `--weights` takes it.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Weights::Auto => "auto",
-            Weights::Q8_0 => "q8_0",
-            Weights::File => "file",
-        })
+        use clap::ValueEnum;
+        let value = self.to_possible_value().expect("no variant is skipped");
+        f.write_str(value.get_name())
     }
 }
 

@@ -128,37 +128,22 @@ fn words_timed_into_the_padding_are_moved_after_the_onset() {
 #[test]
 fn an_utterance_is_first_transcribed_once_it_has_had_the_interval_of_speech() {
     let mut processor = OnlineProcessor::new(PolicyConfig::default());
-    let mut calls = 0;
-    let mut transcribe = |_: &[f32], _: &str| {
-        calls += 1;
-        Ok::<_, Infallible>(Some(Transcript::default()))
-    };
     // The controller's first piece: 1 s of padding and 0.128 s of speech from 1.0 s.
     let onset = Piece {
         onset: Some(16_000),
         ..speech(0, vec![0.5; 18_048], false)
     };
-    let outcome = processor
-        .update(vec![onset], false, 12_000, &mut transcribe)
-        .unwrap();
+    let mut feed = |piece| {
+        let silent = |_: &[f32], _: &str| Ok::<_, Infallible>(Some(Transcript::default()));
+        processor
+            .update(vec![piece], false, 12_000, silent)
+            .unwrap()
+    };
+    let outcome = feed(onset);
     assert_eq!(outcome.transcriptions, 0, "the padding is not new speech");
-    let outcome = processor
-        .update(
-            vec![speech(18_048, vec![0.5; 6_400], false)],
-            false,
-            12_000,
-            &mut transcribe,
-        )
-        .unwrap();
+    let outcome = feed(speech(18_048, vec![0.5; 6_400], false));
     assert_eq!(outcome.transcriptions, 0, "0.53 s of speech");
-    let outcome = processor
-        .update(
-            vec![speech(24_448, vec![0.5; 3_600], false)],
-            false,
-            12_000,
-            &mut transcribe,
-        )
-        .unwrap();
+    let outcome = feed(speech(24_448, vec![0.5; 3_600], false));
     assert_eq!(
         outcome.transcriptions, 1,
         "0.75 s of speech: one interval of 12 000 samples"
