@@ -116,6 +116,12 @@ pub struct SimulateArgs {
     /// the calls made are those of a real-time client on an otherwise idle worker.
     #[arg(long)]
     pub fast: bool,
+    /// With `--fast`, advance the virtual clock by a fixed cost per call (30 ms plus 30 ms
+    /// per second of audio, about tiny.en's on two cores) instead of the measured time:
+    /// two runs then make the same calls, so changes to the policy compare side by side
+    /// on a noisy machine.
+    #[arg(long, requires = "fast")]
+    pub modelled_cost: bool,
     /// Milliseconds of audio per frame, as a client sends them (bench and the web page
     /// send 100 ms).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
