@@ -2,6 +2,7 @@
 //! agree on it, and text already committed is recognised when Whisper hears it again
 //! at the start of the next buffer.
 
+use super::reheard::{align_reheard, reheard_word, MAX_REHEARD_WORDS};
 use super::repetition::truncate_at_repetition;
 use super::TimedWord;
 
@@ -12,49 +13,44 @@ pub(crate) fn same_word(a: &str, b: &str) -> bool {
     word_key(a) == word_key(b)
 }
 
-/// Whether `heard` can be `committed` heard again: the same word, one letter added,
-/// dropped or changed in a word of four letters or more, or an inflection ("-s",
-/// "-es", "-d", "-ed") added to a word of three letters or more. The same audio heard with other context
-/// comes back with another ending now and then ("American." then "Americans", "asked"
-/// then "ask" in jfk.wav once the next utterance followed), and a committed word not
-/// recognised is committed twice.
-fn reheard_word(committed: &str, heard: &str) -> bool {
-    let (a, b) = (word_key(committed), word_key(heard));
-    if a == b {
-        return true;
-    }
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
-    let ending: String = long.get(short.len()..).unwrap_or_default().iter().collect();
-    if short.len() >= 3 && long.starts_with(&short) && ["s", "es", "d", "ed"].contains(&&*ending) {
-        return true;
-    }
-    if short.len() < 4 || long.len() - short.len() > 1 {
-        return false;
-    }
-    // One edit at most: skip the common prefix and suffix, at most one character left.
-    let prefix = short.iter().zip(&long).take_while(|(x, y)| x == y).count();
-    let suffix = short[prefix..]
-        .iter()
-        .rev()
-        .zip(long[prefix..].iter().rev())
-        .take_while(|(x, y)| x == y)
-        .count();
-    long.len() - prefix - suffix <= 1
-}
-
 /// What [`same_word`] compares: the word's letters, digits and apostrophes in lower
-/// case, or the trimmed word when it has none.
+/// case, or the trimmed word when it has none; English numbers up to twenty as digits
+/// (Whisper writes the same "zero" as "0" or "zero" from one pass to the next).
 pub(crate) fn word_key(word: &str) -> String {
+    const NUMBERS: [&str; 21] = [
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+        "twenty",
+    ];
     let key: String = word
         .chars()
         .filter(|c| c.is_alphanumeric() || *c == '\'')
         .flat_map(char::to_lowercase)
         .collect();
     if key.is_empty() {
-        word.trim().to_string()
-    } else {
-        key
+        return word.trim().to_string();
+    }
+    match NUMBERS.iter().position(|n| *n == key) {
+        Some(value) => value.to_string(),
+        None => key,
     }
 }
 
@@ -82,13 +78,21 @@ impl HypothesisBuffer {
     pub fn agree(&mut self, mut hypothesis: Vec<TimedWord>) -> Vec<TimedWord> {
         truncate_at_repetition(&mut hypothesis);
         let mut new: Vec<TimedWord> = match self.end_of_reheard_text(&hypothesis) {
-            Some(end) => hypothesis.split_off(end),
+            Some(end) => {
+                log::trace!("re-heard text ends before word {end}");
+                hypothesis.split_off(end)
+            }
             None => {
                 let mut new: Vec<TimedWord> = hypothesis
                     .into_iter()
                     .filter(|w| w.start > self.last_committed_time - REHEARD_TOLERANCE_SEC)
                     .collect();
                 self.drop_repeated_ngram(&mut new);
+                log::trace!(
+                    "re-heard text not found; {} word(s) after {:.2} s kept",
+                    new.len(),
+                    self.last_committed_time - REHEARD_TOLERANCE_SEC
+                );
                 new
             }
         };
@@ -109,45 +113,21 @@ impl HypothesisBuffer {
     }
 
     /// Where the committed text still in the buffer ends in `hypothesis`, found by its
-    /// last few words rather than by times: timestamp tokens can be off by seconds
-    /// (squeezed together at the end of a buffer, say), words cannot. The last committed
-    /// word may be one Whisper made up at the end of an utterance ("ask not to", the
-    /// "to" never said), so the three words before it are looked for too. `None` when
-    /// the hypothesis does not repeat them near where they were heard.
+    /// words rather than by times: timestamp tokens can be off by seconds (squeezed
+    /// together at the end of a buffer, stretched over a pause), words cannot. The
+    /// committed words are aligned with the start of the hypothesis (see
+    /// [`align_reheard`]). `None` when the hypothesis does not repeat them, or starts
+    /// repeating them more than a second after they were committed: that is new speech
+    /// saying the same again (an automated prompt repeating "press zero"). Only the
+    /// first repeated word's time is judged: Whisper stretched a re-heard "his power to
+    /// do" after a pause to end 1.6 s late.
     fn end_of_reheard_text(&self, hypothesis: &[TimedWord]) -> Option<usize> {
-        const TAIL_WORDS: usize = 3;
-        let committed = self.committed_in_buffer.len();
-        let tail_len = committed.min(TAIL_WORDS);
-        if tail_len == 0 {
-            return None;
-        }
-        self.find_tail(
-            hypothesis,
-            &self.committed_in_buffer[committed - tail_len..],
-        )
-        .or_else(|| {
-            let before_last = committed.checked_sub(TAIL_WORDS + 1)?;
-            let tail = &self.committed_in_buffer[before_last..committed - 1];
-            self.find_tail(hypothesis, tail)
-        })
-    }
-
-    /// The end of the last place in `hypothesis` that repeats `tail`, starting no more
-    /// than a second after the committed text ends.
-    fn find_tail(&self, hypothesis: &[TimedWord], tail: &[TimedWord]) -> Option<usize> {
         const SEARCH_PAST_COMMITTED_SEC: f64 = 1.0;
-        let tail_len = tail.len();
-        (tail_len..=hypothesis.len())
-            .rev()
-            .filter(|&end| {
-                hypothesis[end - tail_len].start
-                    <= self.last_committed_time + SEARCH_PAST_COMMITTED_SEC
-            })
-            .find(|&end| {
-                tail.iter()
-                    .zip(&hypothesis[end - tail_len..end])
-                    .all(|(c, h)| reheard_word(&c.text, &h.text))
-            })
+        let committed = &self.committed_in_buffer;
+        let tail = &committed[committed.len().saturating_sub(MAX_REHEARD_WORDS)..];
+        let reheard = align_reheard(tail, hypothesis)?;
+        (hypothesis[reheard.first].start <= self.last_committed_time + SEARCH_PAST_COMMITTED_SEC)
+            .then_some(reheard.end)
     }
 
     /// Whisper re-transcribes the end of the committed text at the start of the buffer:
@@ -245,17 +225,89 @@ mod tests {
         assert_eq!(pending, [" what", " your"]);
     }
 
+    fn pending_after(committed: &[(f64, &str)], heard: &[(f64, &str)]) -> Vec<String> {
+        let mut buffer = HypothesisBuffer {
+            previous: timed(committed),
+            ..HypothesisBuffer::default()
+        };
+        buffer.commit_all();
+        buffer.agree(timed(heard));
+        buffer.pending().iter().map(|w| w.text.clone()).collect()
+    }
+
     #[test]
-    fn a_reheard_word_may_differ_by_one_letter_in_a_long_word() {
-        assert!(reheard_word(" American.", " Americans"));
-        assert!(reheard_word(" fellow", " Fellow,"));
-        assert!(reheard_word(" colour", " color"));
-        assert!(!reheard_word(" their", " there"));
-        assert!(reheard_word(" asked", " Ask"));
-        assert!(!reheard_word(" to", " too"));
-        assert!(!reheard_word(" can", " candle"));
-        assert!(!reheard_word(" not", " now"));
-        assert!(reheard_word(" country", " county."));
-        assert!(!reheard_word(" country", " count"));
+    fn a_single_committed_word_is_found_again_when_whisper_moves_it_into_the_pause() {
+        // "he" committed at 74.7 s; the next pass times the whole phrase 4 s earlier,
+        // in the pause before it. None of it may be lost.
+        let pending = pending_after(
+            &[(74.7, " he")],
+            &[
+                (70.3, " He"),
+                (70.6, " began"),
+                (71.1, " a"),
+                (71.3, " confused"),
+                (72.3, " complaint"),
+            ],
+        );
+        assert_eq!(pending, [" began", " a", " confused", " complaint"]);
+    }
+
+    #[test]
+    fn reheard_text_is_found_with_a_word_changed_or_added() {
+        // Numbers come back as digits, and one word of the committed text is heard
+        // differently: still re-heard, and the new words follow it.
+        let pending = pending_after(
+            &[
+                (24.0, " an"),
+                (24.2, " operator,"),
+                (25.0, " press"),
+                (25.4, " zero."),
+            ],
+            &[
+                (24.0, " For"),
+                (24.1, " an"),
+                (24.3, " operator"),
+                (24.9, " press"),
+                (25.5, " 0."),
+                (30.6, " You"),
+                (30.8, " are"),
+            ],
+        );
+        assert_eq!(pending, [" You", " are"]);
+        let pending = pending_after(
+            &[(1.0, " the"), (1.2, " big"), (1.6, " red"), (2.0, " bus")],
+            &[
+                (1.9, " the"),
+                (2.1, " pig"),
+                (2.5, " red"),
+                (2.9, " bus"),
+                (3.4, " stops"),
+            ],
+        );
+        assert_eq!(pending, [" stops"]);
+    }
+
+    #[test]
+    fn new_words_that_share_one_word_with_the_committed_text_are_kept() {
+        // Only "the" in common, far into the hypothesis: not re-heard text.
+        let pending = pending_after(
+            &[(1.0, " on"), (1.3, " the"), (1.5, " left.")],
+            &[
+                (2.0, " Mister"),
+                (2.4, " John"),
+                (2.8, " took"),
+                (3.0, " the"),
+                (3.2, " train"),
+            ],
+        );
+        assert_eq!(pending, [" Mister", " John", " took", " the", " train"]);
+    }
+
+    #[test]
+    fn numbers_compare_equal_as_digits_and_words() {
+        assert!(same_word(" zero.", " 0"));
+        assert!(same_word(" Two,", " 2"));
+        assert!(!same_word(" to", " 2"));
+        assert!(!same_word(" twenty-one", " 21"));
     }
 }

@@ -9,6 +9,7 @@
 //!
 //! - `agreement`: which words two hypotheses agree on, and which of them were heard
 //!   (and committed) before.
+//! - `reheard`: committed text Whisper hears again at the start of the next pass.
 //! - `repetition`: Whisper's decoding loops, cut before they can be agreed on.
 //! - `padding`: the times of words Whisper placed in an utterance's padding.
 //! - this module: the audio buffer, when it is transcribed and trimmed, and utterance
@@ -19,6 +20,7 @@
 
 mod agreement;
 mod padding;
+mod reheard;
 mod repetition;
 
 pub use agreement::HypothesisBuffer;
