@@ -304,6 +304,24 @@ mod tests {
     }
 
     #[test]
+    fn a_word_the_pass_before_missed_does_not_hide_the_reheard_text() {
+        // "was" committed without the "He" before it; the next pass hears "He was …"
+        // with its times stretched back over the pause.
+        let pending = pending_after(
+            &[(65.0, " them."), (72.5, " was")],
+            &[
+                (66.4, " He"),
+                (67.8, " was"),
+                (69.9, " not"),
+                (72.2, " an"),
+                (73.4, " ill-disposed"),
+                (74.0, " young"),
+            ],
+        );
+        assert_eq!(pending, [" not", " an", " ill-disposed", " young"]);
+    }
+
+    #[test]
     fn numbers_compare_equal_as_digits_and_words() {
         assert!(same_word(" zero.", " 0"));
         assert!(same_word(" Two,", " 2"));

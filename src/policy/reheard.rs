@@ -49,16 +49,24 @@ pub(super) struct Reheard {
     pub first: usize,
 }
 
+/// Score of a word heard again, and cost of one changed, left out or added; a word
+/// added before the first one heard again costs half (see [`align_reheard`]).
+const HEARD: i32 = 2;
+const CHANGED: i32 = 2;
+const ADDED_BEFORE: i32 = 1;
+
 /// One cell of [`align_reheard`]'s table: the best alignment of a prefix of the
 /// committed words with a prefix of the hypothesis.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Cell {
-    /// Words heard again, less words changed, left out or added.
+    /// Words heard again, less words changed, left out or added (see [`HEARD`]).
     score: i32,
     /// Words heard again.
     heard: usize,
     /// The first hypothesis word heard again (when `heard > 0`).
     first: usize,
+    /// The last committed word is among them.
+    last: bool,
 }
 
 impl Cell {
@@ -69,20 +77,22 @@ impl Cell {
         }
     }
 
-    fn cost(self) -> Cell {
+    fn cost(self, cost: i32) -> Cell {
         Cell {
-            score: self.score - 1,
+            score: self.score - cost,
             ..self
         }
     }
 }
 
 /// The committed text `committed` heard again at the start of `hypothesis`: the end
-/// that best aligns `hypothesis[..end]` with the end of `committed`, counting a word
-/// heard again (see [`reheard_word`]) +1 and each word changed, left out or added -1.
-/// Leading committed words may go unheard at no cost (the buffer may start inside
-/// them). The alignment must hear at least two committed words (one when only one is
-/// committed) and gain more than it loses; the earliest best end wins.
+/// that best aligns `hypothesis[..end]` with the end of `committed`, a word heard again
+/// (see [`reheard_word`]) counting for it, each word changed, left out or added against
+/// it. Leading committed words may go unheard at no cost (the buffer may start inside
+/// them), and a word added before the first one heard again costs half: it is one the
+/// pass before missed ("He" before a committed "was"), dropped all the same. The
+/// alignment must gain more than it loses and hear two committed words or the last
+/// one; the earliest best end wins.
 ///
 /// A search for the last few committed words alone missed re-heard text whenever one
 /// of them came back changed ("press zero." as "press 0." and "zero", the last one made
@@ -98,35 +108,34 @@ pub(super) fn align_reheard(committed: &[TimedWord], hypothesis: &[TimedWord]) -
     // that row i needs).
     let mut row: Vec<Cell> = (0..width)
         .map(|j| Cell {
-            score: -(j as i32),
-            heard: 0,
-            first: 0,
+            score: -(j as i32) * ADDED_BEFORE,
+            ..Cell::default()
         })
         .collect();
-    for word in committed {
-        let mut next = vec![
-            Cell {
-                score: 0,
-                heard: 0,
-                first: 0
-            };
-            width
-        ];
+    for (i, word) in committed.iter().enumerate() {
+        let mut next = vec![Cell::default(); width];
         for j in 1..width {
             let before = row[j - 1];
             let diagonal = match reheard_word(&word.text, &hypothesis[j - 1].text) {
                 true => Cell {
-                    score: before.score + 1,
+                    score: before.score + HEARD,
                     heard: before.heard + 1,
                     first: if before.heard == 0 {
                         j - 1
                     } else {
                         before.first
                     },
+                    last: i + 1 == committed.len(),
                 },
-                false => before.cost(),
+                false => before.cost(CHANGED),
             };
-            next[j] = diagonal.better(row[j].cost()).better(next[j - 1].cost());
+            let added = match next[j - 1].heard {
+                0 => ADDED_BEFORE,
+                _ => CHANGED,
+            };
+            next[j] = diagonal
+                .better(row[j].cost(CHANGED))
+                .better(next[j - 1].cost(added));
         }
         row = next;
     }
@@ -134,7 +143,7 @@ pub(super) fn align_reheard(committed: &[TimedWord], hypothesis: &[TimedWord]) -
     let (end, best) = row
         .iter()
         .enumerate()
-        .filter(|(_, cell)| cell.score > 0 && cell.heard >= needed)
+        .filter(|(_, cell)| cell.score > 0 && (cell.heard >= needed || cell.last))
         .max_by_key(|(end, cell)| (cell.score, std::cmp::Reverse(*end)))?;
     Some(Reheard {
         end,
