@@ -97,11 +97,14 @@ impl HypothesisBuffer {
             }
         };
 
-        let agreed = new
-            .iter()
-            .zip(&self.previous)
-            .take_while(|(n, p)| same_word(&n.text, &p.text))
-            .count();
+        let agreed = match self.only_repeats_committed(&new) {
+            true => 0,
+            false => new
+                .iter()
+                .zip(&self.previous)
+                .take_while(|(n, p)| same_word(&n.text, &p.text))
+                .count(),
+        };
         let mut committed: Vec<TimedWord> = new.drain(..agreed).collect();
         self.keep_in_order(&mut committed);
         if let Some(last) = committed.last() {
@@ -149,6 +152,25 @@ impl HypothesisBuffer {
                 return;
             }
         }
+    }
+
+    /// Whether `new` (the words after the re-heard text) is nothing but the last
+    /// committed words again (as [`reheard_word`] compares them: "asked not" then "Ask
+    /// not!"): Whisper, at the end of a buffer that ends in a pause,
+    /// often says the phrase before it once more ("Ask not! Ask not!" over the 5 s after
+    /// "ask not" without VAC, in two passes in a row, which agreed on it). Such a tail
+    /// waits until the speech goes on past it; it is kept as the pending hypothesis, so
+    /// a phrase really said twice comes once the next words do, or when the stream or
+    /// utterance ends.
+    fn only_repeats_committed(&self, new: &[TimedWord]) -> bool {
+        const MAX_WORDS: usize = 4;
+        let committed = &self.committed_in_buffer;
+        !new.is_empty()
+            && new.len() <= MAX_WORDS.min(committed.len())
+            && new
+                .iter()
+                .zip(&committed[committed.len() - new.len()..])
+                .all(|(n, c)| reheard_word(&c.text, &n.text))
     }
 
     /// Timestamp-token times are rough and a word can seem to start before the previous
@@ -319,6 +341,57 @@ mod tests {
             ],
         );
         assert_eq!(pending, [" not", " an", " ill-disposed", " young"]);
+    }
+
+    #[test]
+    fn a_tail_that_only_says_the_committed_phrase_again_waits_for_more_speech() {
+        let mut buffer = HypothesisBuffer {
+            previous: timed(&[(5.3, " Ask"), (7.0, " not")]),
+            ..HypothesisBuffer::default()
+        };
+        buffer.commit_all();
+        // Two passes over the pause after it hear the phrase twice: not agreed on.
+        let looped = timed(&[
+            (7.6, " Ask"),
+            (9.0, " not!"),
+            (9.0, " Ask"),
+            (10.0, " not!"),
+        ]);
+        assert!(buffer.agree(looped.clone()).is_empty());
+        assert!(buffer.agree(looped).is_empty());
+        // Once speech follows, the copy is dropped and the new words agreed on.
+        let next = timed(&[
+            (7.6, " Ask"),
+            (9.0, " not!"),
+            (14.8, " What"),
+            (15.1, " your"),
+        ]);
+        assert!(buffer.agree(next.clone()).is_empty());
+        let committed: Vec<String> = buffer.agree(next).into_iter().map(|w| w.text).collect();
+        assert_eq!(committed, [" What", " your"]);
+    }
+
+    #[test]
+    fn the_last_committed_word_alone_does_not_end_reheard_text_too_early() {
+        // "Ask what you" committed, the "can do for you." before it no longer in the
+        // buffer's committed words: the first "You" is not where the re-heard text ends.
+        let pending = pending_after(
+            &[(19.5, " Ask"), (20.1, " what"), (20.9, " you")],
+            &[
+                (16.1, " You"),
+                (16.5, " can"),
+                (16.8, " do"),
+                (17.2, " it"),
+                (17.3, " for"),
+                (17.5, " you."),
+                (21.8, " Ask"),
+                (22.0, " what"),
+                (22.3, " you"),
+                (22.4, " can"),
+                (22.6, " do"),
+            ],
+        );
+        assert_eq!(pending, [" can", " do"]);
     }
 
     #[test]

@@ -50,9 +50,9 @@ pub(super) struct Reheard {
 }
 
 /// Score of a word heard again, and cost of one changed, left out or added; a word
-/// added before the first one heard again costs half (see [`align_reheard`]).
-const HEARD: i32 = 2;
-const CHANGED: i32 = 2;
+/// added before the first one heard again costs a quarter (see [`align_reheard`]).
+const HEARD: i32 = 4;
+const CHANGED: i32 = 4;
 const ADDED_BEFORE: i32 = 1;
 
 /// One cell of [`align_reheard`]'s table: the best alignment of a prefix of the
@@ -89,8 +89,11 @@ impl Cell {
 /// that best aligns `hypothesis[..end]` with the end of `committed`, a word heard again
 /// (see [`reheard_word`]) counting for it, each word changed, left out or added against
 /// it. Leading committed words may go unheard at no cost (the buffer may start inside
-/// them), and a word added before the first one heard again costs half: it is one the
-/// pass before missed ("He" before a committed "was"), dropped all the same. The
+/// them), and a word added before the first one heard again costs a quarter: it is one
+/// the pass before missed ("He" before a committed "was"), or committed text whose
+/// times fell before the buffer's ("You can do it for you." before a committed "Ask
+/// what you", where the last "you" alone matched the first "You" when it cost half),
+/// dropped all the same. The
 /// alignment must gain more than it loses and hear two committed words or the last
 /// one; the earliest best end wins.
 ///
