@@ -1,7 +1,7 @@
 //! Voice activity with the real binary, tiny.en and Silero: silence costs nothing and
 //! says nothing, speech after a pause keeps its words and its times on the stream's
-//! clock, the end of a stream mid-utterance still gets its last words, and clients
-//! choose per connection.
+//! clock, the end of a stream mid-utterance still gets its last words, pauses without
+//! VAC neither repeat nor lose words, and clients choose per connection.
 
 mod common;
 
@@ -131,6 +131,63 @@ fn speech_after_a_pause_keeps_its_words_and_stream_times() {
         "the last words came {:.1} s after the start, not when the speech ended",
         last.3
     );
+}
+
+/// jfk.wav with `pauses` seconds of the room's noise in its three silences (after
+/// "fellow Americans", "ask not" and "for you"), the noise under the speech too.
+fn jfk_with_pauses(pauses: [f64; 3]) -> Vec<f32> {
+    let jfk = reswhis::audio::read_wav(&shared_audio("jfk.wav")).unwrap();
+    let cuts = [0.0, 2.6, 4.8, 7.85, f64::INFINITY];
+    let mut audio = noise(1.0, 40);
+    for (i, window) in cuts.windows(2).enumerate() {
+        let from = reswhis::audio::samples(window[0]);
+        let to = reswhis::audio::samples(window[1]).min(jfk.len());
+        let mut phrase = jfk[from..to].to_vec();
+        let under = noise(reswhis::audio::seconds(phrase.len()), 41 + i as u32);
+        reswhis::scenario::mix_into(&mut phrase, 0, &under);
+        audio.extend(phrase);
+        if let Some(&pause) = pauses.get(i) {
+            audio.extend(noise(pause, 50 + i as u32));
+        }
+    }
+    audio.extend(noise(3.0, 60));
+    audio
+}
+
+#[test]
+fn pauses_without_vac_neither_repeat_nor_lose_words() {
+    let _turn = serial();
+    let server = start(false, &[]);
+    let (_, reference) = jfk();
+    let audio = jfk_with_pauses([4.0, 5.0, 3.0]);
+    let received = stream(&server, "", &to_pcm_bytes(&audio), true);
+    let transcript = received.transcript();
+    let error = wer(&reference, &transcript);
+    println!("VAC off, jfk with pauses: WER {error:.3} {transcript:?}\n{received:?}");
+    assert!(received.done && received.errors.is_empty(), "{received:?}");
+    // Around each pause Whisper re-times the words it heard before; none of them may
+    // come out twice, and what follows a pause must not be lost.
+    let words: Vec<String> = transcript
+        .split_whitespace()
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase()
+        })
+        .collect();
+    // ("ask" is left out: Whisper hears the first one as "asked" now and then.)
+    let said = [
+        ("fellow", 1),
+        ("americans", 1),
+        ("not", 1),
+        ("what", 2),
+        ("your", 2),
+        ("country", 2),
+    ];
+    for (word, said) in said {
+        let heard = words.iter().filter(|w| w.as_str() == word).count();
+        assert_eq!(heard, said, "{word:?} {heard} time(s) in {transcript:?}");
+    }
+    assert!(error <= 0.2, "WER {error}: {transcript:?}");
 }
 
 #[test]
