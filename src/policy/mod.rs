@@ -12,6 +12,7 @@
 //! - `reheard`: committed text Whisper hears again at the start of the next pass.
 //! - `repetition`: Whisper's decoding loops, cut before they can be agreed on.
 //! - `padding`: the times of words Whisper placed in an utterance's padding.
+//! - `silence`: pauses in a stream without the voice activity controller.
 //! - this module: the audio buffer, when it is transcribed and trimmed, and utterance
 //!   ends (the voice activity controller's pieces).
 //!
@@ -22,10 +23,12 @@ mod agreement;
 mod padding;
 mod reheard;
 mod repetition;
+mod silence;
 
 pub use agreement::HypothesisBuffer;
 use padding::PaddingMap;
 pub use padding::ONSET_LAG_SEC;
+use silence::QuietPasses;
 
 use crate::audio::SAMPLE_RATE;
 use crate::engine::{Transcript, Word};
@@ -180,12 +183,17 @@ pub struct OnlineProcessor {
     /// An utterance ended and the next has not started yet.
     between_utterances: bool,
     /// The current utterance's first sample and where its speech begins (stream
-    /// indices), when the voice activity controller said so.
+    /// indices), when the voice activity controller said so; without it, where the
+    /// silence heard by the last pass that heard nothing new begins and ends.
     onset: Option<(u64, u64)>,
     /// How the last hypothesis's words in the padding are retimed for the client.
     padding_map: Option<PaddingMap>,
     /// End of the last word sent to the client.
     output_end: f64,
+    /// The stream comes through the voice activity controller (it marked an onset or
+    /// an utterance's end); otherwise the policy finds pauses itself (see [`silence`]).
+    voice_controlled: bool,
+    quiet_passes: QuietPasses,
 }
 
 impl OnlineProcessor {
@@ -205,6 +213,8 @@ impl OnlineProcessor {
             onset: None,
             padding_map: None,
             output_end: 0.0,
+            voice_controlled: false,
+            quiet_passes: QuietPasses::default(),
         }
     }
 
@@ -319,6 +329,7 @@ impl OnlineProcessor {
     ) -> Result<UpdateOutcome, E> {
         let mut outcome = UpdateOutcome::default();
         for piece in pieces {
+            self.voice_controlled |= piece.onset.is_some() || piece.ends_utterance;
             self.insert_audio_at(piece.at, &piece.audio, piece.voiced);
             if let Some(onset) = piece.onset {
                 self.onset = Some((piece.at.max(self.buffer_start), onset));
@@ -431,6 +442,9 @@ impl OnlineProcessor {
             .and_then(|(start, onset)| PaddingMap::new(start, onset, &hypothesis));
         let mut newly = self.hypotheses.agree(hypothesis);
         self.committed.extend(newly.iter().cloned());
+        if !self.voice_controlled {
+            self.cut_heard_silence(newly.is_empty() && self.hypotheses.pending().is_empty());
+        }
 
         if self.buffer_seconds() > self.config.buffer_trimming_sec {
             if transcript.words.is_empty() && self.hypotheses.pending().is_empty() {
@@ -505,6 +519,7 @@ impl OnlineProcessor {
         self.unprocessed_voiced = 0;
         self.utterance = None;
         self.between_utterances = true;
+        self.quiet_passes.reset();
         let commit = self.output(&words);
         self.onset = None;
         self.padding_map = None;
@@ -547,7 +562,7 @@ impl OnlineProcessor {
         }
     }
 
-    fn cut_at(&mut self, time: f64) {
+    pub(super) fn cut_at(&mut self, time: f64) {
         let seconds = (time - self.buffer_offset()).max(0.0);
         self.cut_samples(crate::audio::samples(seconds));
     }

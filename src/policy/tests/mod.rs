@@ -517,4 +517,5 @@ fn word_comparison_ignores_case_and_punctuation() {
 }
 
 mod past_end;
+mod pauses;
 mod utterances;
