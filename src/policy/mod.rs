@@ -28,7 +28,6 @@ mod silence;
 pub use agreement::HypothesisBuffer;
 use padding::PaddingMap;
 pub use padding::ONSET_LAG_SEC;
-use silence::QuietPasses;
 
 use crate::audio::SAMPLE_RATE;
 use crate::engine::{Transcript, Word};
@@ -193,7 +192,6 @@ pub struct OnlineProcessor {
     /// The stream comes through the voice activity controller (it marked an onset or
     /// an utterance's end); otherwise the policy finds pauses itself (see [`silence`]).
     voice_controlled: bool,
-    quiet_passes: QuietPasses,
 }
 
 impl OnlineProcessor {
@@ -214,7 +212,6 @@ impl OnlineProcessor {
             padding_map: None,
             output_end: 0.0,
             voice_controlled: false,
-            quiet_passes: QuietPasses::default(),
         }
     }
 
@@ -443,7 +440,9 @@ impl OnlineProcessor {
         let mut newly = self.hypotheses.agree(hypothesis);
         self.committed.extend(newly.iter().cloned());
         if !self.voice_controlled {
-            self.cut_heard_silence(newly.is_empty() && self.hypotheses.pending().is_empty());
+            if newly.is_empty() && self.hypotheses.pending().is_empty() {
+                self.heard_silence();
+            }
         }
 
         if self.buffer_seconds() > self.config.buffer_trimming_sec {
@@ -519,7 +518,6 @@ impl OnlineProcessor {
         self.unprocessed_voiced = 0;
         self.utterance = None;
         self.between_utterances = true;
-        self.quiet_passes.reset();
         let commit = self.output(&words);
         self.onset = None;
         self.padding_map = None;
@@ -562,7 +560,7 @@ impl OnlineProcessor {
         }
     }
 
-    pub(super) fn cut_at(&mut self, time: f64) {
+    fn cut_at(&mut self, time: f64) {
         let seconds = (time - self.buffer_offset()).max(0.0);
         self.cut_samples(crate::audio::samples(seconds));
     }
