@@ -439,10 +439,8 @@ impl OnlineProcessor {
             .and_then(|(start, onset)| PaddingMap::new(start, onset, &hypothesis));
         let mut newly = self.hypotheses.agree(hypothesis);
         self.committed.extend(newly.iter().cloned());
-        if !self.voice_controlled {
-            if newly.is_empty() && self.hypotheses.pending().is_empty() {
-                self.heard_silence();
-            }
+        if !self.voice_controlled && newly.is_empty() && self.hypotheses.pending().is_empty() {
+            self.heard_silence();
         }
 
         if self.buffer_seconds() > self.config.buffer_trimming_sec {
