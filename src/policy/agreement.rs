@@ -141,17 +141,20 @@ impl HypothesisBuffer {
             return;
         }
         let max_n = self.committed_in_buffer.len().min(new.len()).min(5);
-        for n in 1..=max_n {
-            let tail = &self.committed_in_buffer[self.committed_in_buffer.len() - n..];
-            if tail
-                .iter()
-                .zip(&new[..n])
-                .all(|(c, w)| reheard_word(&c.text, &w.text))
-            {
-                new.drain(..n);
-                return;
-            }
+        if let Some(n) = (1..=max_n).find(|&n| self.says_committed_tail(&new[..n])) {
+            new.drain(..n);
         }
+    }
+
+    /// Whether `words` say the last `words.len()` committed words again, as
+    /// [`reheard_word`] compares them.
+    fn says_committed_tail(&self, words: &[TimedWord]) -> bool {
+        let committed = &self.committed_in_buffer;
+        words.len() <= committed.len()
+            && words
+                .iter()
+                .zip(&committed[committed.len() - words.len()..])
+                .all(|(w, c)| reheard_word(&c.text, &w.text))
     }
 
     /// Whether `new` (the words after the re-heard text) is nothing but the last
@@ -164,13 +167,7 @@ impl HypothesisBuffer {
     /// utterance ends.
     fn only_repeats_committed(&self, new: &[TimedWord]) -> bool {
         const MAX_WORDS: usize = 4;
-        let committed = &self.committed_in_buffer;
-        !new.is_empty()
-            && new.len() <= MAX_WORDS.min(committed.len())
-            && new
-                .iter()
-                .zip(&committed[committed.len() - new.len()..])
-                .all(|(n, c)| reheard_word(&c.text, &n.text))
+        !new.is_empty() && new.len() <= MAX_WORDS && self.says_committed_tail(new)
     }
 
     /// Timestamp-token times are rough and a word can seem to start before the previous
